@@ -1,0 +1,162 @@
+//! One client connection: read, answer every complete request in the buffer (pipelining),
+//! and only once their records are in the local log, write all the answers at once.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use super::request::{self, Parsed, Request, MAX_HEADERS};
+use super::response::Reply;
+use super::Endpoint;
+use crate::log::{Appender, LogError, Ticket};
+use crate::metrics::metrics;
+use crate::template::http::Hit;
+
+pub async fn serve(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    endpoint: Arc<Endpoint>,
+    appender: Appender,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut buf: Vec<u8> = Vec::with_capacity(4096);
+    let mut out: Vec<u8> = Vec::with_capacity(4096);
+    let mut record: Vec<u8> = Vec::with_capacity(256);
+    // Each answer and, for hits, the ticket its 200 waits for.
+    let mut answers: Vec<(Reply, bool, Option<Ticket>)> = Vec::new();
+    loop {
+        // Answer every complete request already buffered.
+        let mut start = 0;
+        let mut close = false;
+        while !close {
+            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+            match request::parse(&buf[start..], &mut headers, endpoint.limits) {
+                Parsed::Request(req, len) => {
+                    start += len;
+                    close = !req.keep_alive;
+                    let head = req.method == "HEAD";
+                    let (reply, ticket) = route(&req, peer, &endpoint, &appender, &mut record);
+                    answers.push((reply, !head, ticket));
+                }
+                Parsed::Partial => break,
+                Parsed::Invalid(reply) => {
+                    count_rejected(reply);
+                    answers.push((reply, true, None));
+                    close = true;
+                }
+            }
+        }
+        buf.drain(..start);
+        if !answers.is_empty() {
+            for (i, (reply, with_body, ticket)) in answers.drain(..).enumerate() {
+                let reply = match ticket {
+                    Some(t) => match t.wait().await {
+                        Ok(()) => {
+                            metrics().hits.increment(1);
+                            reply
+                        }
+                        Err(e) => {
+                            if i == 0 {
+                                tracing::error!(error = %e, "answering 503: the record could not be logged");
+                            }
+                            metrics().rejected_log_error.increment(1);
+                            Reply::ServiceUnavailable
+                        }
+                    },
+                    None => reply,
+                };
+                reply.write(&mut out, !close, with_body);
+            }
+            if stream.write_all(&out).await.is_err() {
+                return;
+            }
+            out.clear();
+        }
+        if close {
+            let _ = stream.shutdown().await;
+            return;
+        }
+        // Wait for more: a started request has `header_timeout` to complete; an idle
+        // keep-alive connection is closed after `idle_timeout`, or at shutdown.
+        let in_request = !buf.is_empty();
+        let timeout = if in_request {
+            endpoint.header_timeout
+        } else {
+            endpoint.idle_timeout
+        };
+        if buf.capacity() - buf.len() < 1024 {
+            buf.reserve(4096);
+        }
+        tokio::select! {
+            read = tokio::time::timeout(timeout, stream.read_buf(&mut buf)) => match read {
+                Ok(Ok(0)) | Ok(Err(_)) => return,
+                Ok(Ok(_)) => {}
+                Err(_elapsed) => {
+                    if in_request {
+                        metrics().rejected_timeout.increment(1);
+                        out.clear();
+                        Reply::RequestTimeout.write(&mut out, false, true);
+                        let _ = stream.write_all(&out).await;
+                    }
+                    return;
+                }
+            },
+            _ = super::stopped(&mut shutdown), if !in_request => return,
+        }
+    }
+}
+
+/// Decides the answer to one request; for a pixel hit, renders and appends its record.
+fn route(
+    req: &Request<'_, '_>,
+    peer: SocketAddr,
+    endpoint: &Endpoint,
+    appender: &Appender,
+    record: &mut Vec<u8>,
+) -> (Reply, Option<Ticket>) {
+    let path = match req.target.iter().position(|&b| b == b'?') {
+        Some(i) => &req.target[..i],
+        None => req.target,
+    };
+    if path != endpoint.path.as_bytes() {
+        metrics().rejected_not_found.increment(1);
+        return (Reply::NotFound, None);
+    }
+    if req.method != "GET" && req.method != "HEAD" {
+        metrics().rejected_method.increment(1);
+        return (Reply::MethodNotAllowed, None);
+    }
+    let hit = Hit {
+        time: SystemTime::now(),
+        method: req.method,
+        target: req.target,
+        remote_addr: peer.ip(),
+        headers: req.headers,
+    };
+    record.clear();
+    endpoint.template.render(&hit, record);
+    match appender.append(&endpoint.key, record) {
+        Ok(ticket) => (Reply::Pixel, Some(ticket)),
+        Err(LogError::Full { .. }) => {
+            metrics().rejected_log_full.increment(1);
+            (Reply::ServiceUnavailable, None)
+        }
+        Err(_) => {
+            metrics().rejected_log_error.increment(1);
+            (Reply::ServiceUnavailable, None)
+        }
+    }
+}
+
+fn count_rejected(reply: Reply) {
+    let m = metrics();
+    match reply {
+        Reply::UriTooLong => m.rejected_uri_too_long.increment(1),
+        Reply::HeaderTooLarge => m.rejected_header_too_large.increment(1),
+        _ => m.rejected_bad_request.increment(1),
+    }
+}

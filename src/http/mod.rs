@@ -1,0 +1,216 @@
+//! The pixel endpoint (`pixelpipe serve`): a small HTTP/1.1 server that answers one path
+//! with a GIF and logs each hit.
+//!
+//! Why not hyper: the endpoint has one route and fixed answers, and the budget per hit is
+//! what nginx spends (DESIGN.md). Parsing with httparse and writing canned bytes lets one
+//! read serve a whole pipelined batch with one group-committed log write and one socket
+//! write. Each worker thread runs its own single-threaded runtime on its own
+//! `SO_REUSEPORT` listener, as nginx runs its workers, so hits never cross threads.
+
+pub mod connection;
+pub mod request;
+pub mod response;
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use socket2::{Domain, Socket, Type};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::config::HttpConfig;
+use crate::log::{Appender, Log};
+use crate::metrics::metrics;
+use crate::template::http::{self as template, Template};
+
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: io::Error },
+    #[error("bad record format: {0}")]
+    Template(#[from] template::TemplateError),
+    #[error("cannot start a worker thread: {0}")]
+    Thread(io::Error),
+}
+
+/// What every connection needs to know, shared by all workers.
+pub struct Endpoint {
+    pub path: String,
+    pub key: Vec<u8>,
+    pub template: Template,
+    pub limits: request::Limits,
+    pub header_timeout: Duration,
+    pub idle_timeout: Duration,
+}
+
+pub struct HttpServer {
+    pub local_addr: SocketAddr,
+    workers: Vec<JoinHandle<()>>,
+}
+
+impl HttpServer {
+    /// Binds the listeners and starts the workers. They stop accepting when `shutdown`
+    /// turns true, and end once their in-flight requests are answered.
+    pub fn start(
+        config: &HttpConfig,
+        log: Arc<Log>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<HttpServer, HttpError> {
+        let endpoint = Arc::new(Endpoint {
+            path: config.path.clone(),
+            key: config.key.clone().into_bytes(),
+            template: template::compile(&config.format)?,
+            limits: request::Limits {
+                max_request_line: config.max_request_line,
+                max_header_bytes: config.max_header_bytes,
+            },
+            header_timeout: config.header_timeout,
+            idle_timeout: config.idle_timeout,
+        });
+        let workers = match config.workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        // Bind the first listener, then the others to the address it got (the port may
+        // have been 0).
+        let first = bind(config.listen)?;
+        let local_addr = first.local_addr().map_err(|source| HttpError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        let mut listeners = vec![first];
+        for _ in 1..workers {
+            listeners.push(bind(local_addr)?);
+        }
+        let connections = Arc::new(AtomicUsize::new(0));
+        let mut handles = Vec::new();
+        for (i, listener) in listeners.into_iter().enumerate() {
+            let worker = Worker {
+                endpoint: endpoint.clone(),
+                log: log.clone(),
+                shutdown: shutdown.clone(),
+                connections: connections.clone(),
+                max_connections: config.max_connections,
+            };
+            let handle = std::thread::Builder::new()
+                .name(format!("http-{i}"))
+                .spawn(move || worker.run(listener))
+                .map_err(HttpError::Thread)?;
+            handles.push(handle);
+        }
+        Ok(HttpServer {
+            local_addr,
+            workers: handles,
+        })
+    }
+
+    /// Blocks until every worker has finished (after shutdown).
+    pub fn join(self) {
+        for w in self.workers {
+            let _ = w.join();
+        }
+    }
+}
+
+fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, HttpError> {
+    let err = |source| HttpError::Bind { addr, source };
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None).map_err(err)?;
+    socket.set_reuse_address(true).map_err(err)?;
+    socket.set_reuse_port(true).map_err(err)?;
+    socket.set_nonblocking(true).map_err(err)?;
+    socket.bind(&addr.into()).map_err(err)?;
+    socket.listen(1024).map_err(err)?;
+    Ok(socket.into())
+}
+
+struct Worker {
+    endpoint: Arc<Endpoint>,
+    log: Arc<Log>,
+    shutdown: watch::Receiver<bool>,
+    connections: Arc<AtomicUsize>,
+    max_connections: usize,
+}
+
+/// Counts a connection for the limit while it lives.
+struct ConnectionSlot(Arc<AtomicUsize>);
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Worker {
+    fn run(self, listener: std::net::TcpListener) {
+        let runtime = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start an HTTP worker runtime");
+                return;
+            }
+        };
+        runtime.block_on(self.accept_loop(listener));
+    }
+
+    async fn accept_loop(mut self, listener: std::net::TcpListener) {
+        let listener = match TcpListener::from_std(listener) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot register the listener");
+                return;
+            }
+        };
+        let appender = Appender::new(self.log.clone());
+        let mut tasks = JoinSet::new();
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => {
+                    let (stream, peer) = match accepted {
+                        Ok(a) => a,
+                        Err(e) => {
+                            // Out of file descriptors, most likely: back off, do not spin.
+                            tracing::warn!(error = %e, "accept failed");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            continue;
+                        }
+                    };
+                    if self.connections.fetch_add(1, Ordering::Relaxed) >= self.max_connections {
+                        self.connections.fetch_sub(1, Ordering::Relaxed);
+                        metrics().rejected_connections.increment(1);
+                        continue;
+                    }
+                    let slot = ConnectionSlot(self.connections.clone());
+                    let _ = stream.set_nodelay(true);
+                    let endpoint = self.endpoint.clone();
+                    let appender = appender.clone();
+                    let shutdown = self.shutdown.clone();
+                    tasks.spawn(async move {
+                        connection::serve(stream, peer, endpoint, appender, shutdown).await;
+                        drop(slot);
+                    });
+                }
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+                _ = stopped(&mut self.shutdown) => break,
+            }
+        }
+        drop(listener);
+        while tasks.join_next().await.is_some() {}
+    }
+}
+
+/// Resolves once `shutdown` is true (or its sender is gone).
+pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    while !*shutdown.borrow_and_update() {
+        if shutdown.changed().await.is_err() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! The `pixelpipe` command: one binary, one subcommand per program of the original recipe.
+
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use figment::value::Value;
+use tokio::sync::watch;
+
+use pixelpipe::admin::{self, AdminState};
+use pixelpipe::config::Config;
+use pixelpipe::http::HttpServer;
+use pixelpipe::pipeline::Pipeline;
+
+#[derive(Parser)]
+#[command(
+    name = "pixelpipe",
+    version,
+    about = "Real-time pixel tracking: serve a 1x1 GIF, log every hit durably, ship it to Redis exactly once"
+)]
+struct Cli {
+    #[command(flatten)]
+    shared: SharedArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Flags every subcommand takes. Each overrides the same field of the config file and
+/// of the environment.
+#[derive(Args)]
+struct SharedArgs {
+    /// TOML configuration file.
+    #[arg(long, global = true, env = "PIXELPIPE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Redis URL: redis://[user:pass@]host:port[/db] or rediss://…
+    #[arg(long, global = true)]
+    redis: Option<String>,
+    /// Folder of the local log and shipping state.
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    /// Address of /healthz, /readyz, /metrics.
+    #[arg(long, global = true)]
+    admin_listen: Option<SocketAddr>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the pixel over HTTP and ship every hit to Redis (replaces nginx's empty_gif + access_log).
+    Serve(ServeArgs),
+    /// Print the local log, one record a line (the access log it doubles as).
+    Log(LogArgs),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address of the pixel endpoint.
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Redis list the records are pushed to.
+    #[arg(long)]
+    key: Option<String>,
+    /// Record template, nginx log_format style (default "$msec,$args").
+    #[arg(long)]
+    format: Option<String>,
+    /// Path of the pixel (default /pixel.gif).
+    #[arg(long)]
+    path: Option<String>,
+}
+
+#[derive(Args)]
+struct LogArgs {
+    /// Keep printing records as they are written.
+    #[arg(long, short)]
+    follow: bool,
+    /// Print `key<TAB>record` instead of the record alone.
+    #[arg(long)]
+    with_key: bool,
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    let cli = Cli::parse();
+    let mut overrides: Vec<(&'static str, Value)> = Vec::new();
+    let mut set = |path: &'static str, value: Option<String>| {
+        if let Some(v) = value {
+            overrides.push((path, Value::from(v)));
+        }
+    };
+    let shared = &cli.shared;
+    set("redis", shared.redis.clone());
+    set(
+        "data_dir",
+        shared.data_dir.as_ref().map(|p| p.display().to_string()),
+    );
+    set("admin_listen", shared.admin_listen.map(|a| a.to_string()));
+    if let Command::Serve(args) = &cli.command {
+        set("http.listen", args.listen.map(|a| a.to_string()));
+        set("http.key", args.key.clone());
+        set("http.format", args.format.clone());
+        set("http.path", args.path.clone());
+    }
+    let config = Config::load(shared.config.as_deref(), &overrides)?;
+    match cli.command {
+        Command::Serve(_) => runtime()?.block_on(serve(config)),
+        Command::Log(args) => {
+            let mut out = std::io::stdout().lock();
+            pixelpipe::log::print::print(
+                &config.data_dir.join("log"),
+                &mut out,
+                args.with_key,
+                args.follow,
+            )
+            .context("printing the local log")
+        }
+    }
+}
+
+/// The control runtime: shipper, admin listener, signals. The HTTP workers run their own.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let prometheus = pixelpipe::metrics::install();
+    let pipeline = Pipeline::start(&config, None)?;
+    let (stop, stopped) = watch::channel(false);
+    let server = HttpServer::start(&config.http, pipeline.log.clone(), stopped.clone())?;
+    let admin_state = AdminState {
+        log: pipeline.log.clone(),
+        shipper: pipeline.status.clone(),
+        prometheus,
+        ready_backlog_bytes: config.ship.ready_backlog_bytes,
+    };
+    let admin_addr = admin::serve(config.admin_listen, admin::router(admin_state), stopped)
+        .await
+        .with_context(|| format!("cannot listen on {} (admin)", config.admin_listen))?;
+    tracing::info!(
+        listen = %server.local_addr,
+        path = %config.http.path,
+        key = %config.http.key,
+        admin = %admin_addr,
+        "serving the pixel"
+    );
+    wait_for_signal().await?;
+    tracing::info!("stopping: no new connections; finishing requests in flight");
+    let _ = stop.send(true);
+    tokio::task::spawn_blocking(move || server.join()).await?;
+    let left = pipeline.drain().await;
+    tracing::info!(unshipped_bytes = left, "stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    tokio::select! {
+        _ = term.recv() => {}
+        r = tokio::signal::ctrl_c() => r.context("installing the SIGINT handler")?,
+    }
+    Ok(())
+}

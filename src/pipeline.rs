@@ -1,0 +1,138 @@
+//! The log-and-ship core that `serve` and `relay` share: the durable local log in the
+//! data folder, the shipper that drains it into Redis, and the fsync timer.
+
+use std::fs::File;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::{Config, FsyncPolicy};
+use crate::log::{Log, LogError};
+use crate::ship::position::{self, PositionFile};
+use crate::ship::redis_list::RedisList;
+use crate::ship::{redact, Shipper, ShipperStatus, Tap};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error("data folder {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("data folder {0} is in use by another pixelpipe process")]
+    Locked(PathBuf),
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error("bad Redis URL: {0}")]
+    Redis(#[from] redis::RedisError),
+}
+
+pub struct Pipeline {
+    pub log: Arc<Log>,
+    pub status: ShipperStatus,
+    drain: watch::Sender<bool>,
+    shipper: JoinHandle<()>,
+    deadline: Duration,
+    /// Held for the process's life: one process per data folder.
+    _lock: File,
+}
+
+impl Pipeline {
+    /// Opens the log (recovering it after a crash) and starts shipping. Call inside a
+    /// tokio runtime. `tap` receives every batch Redis acknowledged.
+    pub fn start(config: &Config, tap: Option<Tap>) -> Result<Pipeline, PipelineError> {
+        let dir = &config.data_dir;
+        let io_err = |source| PipelineError::DataDir {
+            path: dir.clone(),
+            source,
+        };
+        std::fs::create_dir_all(dir).map_err(io_err)?;
+        let lock = File::create(dir.join("lock")).map_err(io_err)?;
+        if lock.try_lock().is_err() {
+            return Err(PipelineError::Locked(dir.clone()));
+        }
+        let id = position::instance_id(dir).map_err(io_err)?;
+        let position_file = PositionFile::new(dir);
+        let log = Arc::new(Log::open(
+            &dir.join("log"),
+            config.log.clone(),
+            position_file.load(),
+        )?);
+        let client = redis::Client::open(config.redis.as_str())?;
+        let sink = RedisList::new(
+            client,
+            format!("pixelpipe:shipped:{id}"),
+            config.ship.redis_timeout,
+        );
+        let (shipper, status) = Shipper::new(
+            log.clone(),
+            sink,
+            position_file,
+            config.ship.clone(),
+            redact(&config.redis),
+            tap,
+        );
+        let (drain, drain_rx) = watch::channel(false);
+        let shipper = tokio::spawn(shipper.run(drain_rx));
+        if config.log.fsync == FsyncPolicy::Interval {
+            tokio::spawn(sync_every(Arc::downgrade(&log), config.log.fsync_interval));
+        }
+        tracing::info!(
+            log = %log.dir().display(),
+            instance = %id,
+            backlog_bytes = log.backlog(),
+            redis = %redact(&config.redis),
+            "local log open; shipping to Redis"
+        );
+        Ok(Pipeline {
+            log,
+            status,
+            drain,
+            shipper,
+            deadline: config.ship.shutdown_deadline,
+            _lock: lock,
+        })
+    }
+
+    /// Ships what is left, for at most the configured deadline. Call once no more records
+    /// are being appended. Returns the unshipped bytes left in the local log (shipped on
+    /// the next start).
+    pub async fn drain(self) -> u64 {
+        let _ = self.drain.send(true);
+        let mut shipper = self.shipper;
+        if tokio::time::timeout(self.deadline, &mut shipper)
+            .await
+            .is_err()
+        {
+            shipper.abort();
+        }
+        let left = self.log.backlog();
+        if left > 0 {
+            tracing::warn!(
+                backlog_bytes = left,
+                log = %self.log.dir().display(),
+                "stopped with records not yet in Redis; they stay in the local log and are shipped on the next start"
+            );
+        }
+        if let Err(e) = self.log.sync() {
+            tracing::warn!(error = %e, "final fsync of the local log failed");
+        }
+        left
+    }
+}
+
+async fn sync_every(log: std::sync::Weak<Log>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(log) = log.upgrade() else { return };
+        let result = tokio::task::spawn_blocking(move || log.sync()).await;
+        if let Ok(Err(e)) = result {
+            tracing::warn!(error = %e, "fsync of the local log failed");
+        }
+    }
+}

@@ -1,0 +1,213 @@
+//! The shipper: reads the local log from the last position Redis acknowledged and pushes
+//! it on, batch by batch, exactly once. Serving never waits for it: when Redis is down or
+//! slow the log grows, and the shipper catches up when Redis is back.
+
+pub mod position;
+pub mod redis_list;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, watch};
+
+use crate::config::ShipConfig;
+use crate::log::{Batch, Log, Reader};
+use crate::metrics::metrics;
+use position::PositionFile;
+use redis_list::RedisList;
+
+/// Shipped batches, for whoever wants to see them after Redis has them (the analytics).
+pub type Tap = mpsc::Sender<Arc<Batch>>;
+
+pub struct Shipper {
+    log: Arc<Log>,
+    reader: Reader,
+    sink: RedisList,
+    position_file: PositionFile,
+    config: ShipConfig,
+    /// Where the Redis URL points, password removed, for messages.
+    redis_display: String,
+    tap: Option<Tap>,
+    up: watch::Sender<bool>,
+}
+
+/// What the admin endpoints read of the shipper.
+#[derive(Clone)]
+pub struct ShipperStatus {
+    pub redis_up: watch::Receiver<bool>,
+}
+
+impl Shipper {
+    pub fn new(
+        log: Arc<Log>,
+        sink: RedisList,
+        position_file: PositionFile,
+        config: ShipConfig,
+        redis_display: String,
+        tap: Option<Tap>,
+    ) -> (Shipper, ShipperStatus) {
+        let (up, redis_up) = watch::channel(false);
+        let shipper = Shipper {
+            reader: Reader::new(log.clone()),
+            log,
+            sink,
+            position_file,
+            config,
+            redis_display,
+            tap,
+            up,
+        };
+        (shipper, ShipperStatus { redis_up })
+    }
+
+    /// Ships until `drain` turns true and everything written before then is in Redis.
+    /// The caller bounds the drain with a deadline.
+    pub async fn run(mut self, mut drain: watch::Receiver<bool>) {
+        let mut pos = self.log.shipped();
+        let mut backoff = Duration::from_millis(50);
+        let mut said_down = false;
+        loop {
+            if *drain.borrow() && pos >= self.log.end() {
+                return;
+            }
+            if !self.sink.is_connected() {
+                match self.sink.connect().await {
+                    Ok(redis_pos) => {
+                        pos = self.resume_from(pos, redis_pos);
+                        backoff = Duration::from_millis(50);
+                        if said_down {
+                            tracing::info!(redis = %self.redis_display, backlog_bytes = self.log.backlog(), "Redis is reachable again; shipping the backlog");
+                        }
+                        said_down = false;
+                        self.set_up(true);
+                    }
+                    Err(e) => {
+                        metrics().redis_errors.increment(1);
+                        if !said_down {
+                            tracing::warn!(
+                                redis = %self.redis_display,
+                                error = %e,
+                                log = %self.log.dir().display(),
+                                "Redis is unreachable; events are kept in the local log and shipped when it is back"
+                            );
+                            said_down = true;
+                        }
+                        self.set_up(false);
+                        sleep_or_drain(backoff, &mut drain).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(2));
+                        continue;
+                    }
+                }
+            }
+            let batch =
+                match self
+                    .reader
+                    .read(pos, self.config.batch_records, self.config.batch_bytes)
+                {
+                    Ok(b) => b,
+                    Err(e) => {
+                        tracing::error!(error = %e, "reading the local log failed; retrying");
+                        sleep_or_drain(Duration::from_secs(1), &mut drain).await;
+                        continue;
+                    }
+                };
+            if batch.is_empty() {
+                pos = pos.max(batch.end);
+                if *drain.borrow() {
+                    return;
+                }
+                tokio::select! {
+                    _ = self.log.wait_past(pos) => {}
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = drain.changed() => {}
+                }
+                continue;
+            }
+            let started = Instant::now();
+            match self.sink.ship(&batch).await {
+                Ok(redis_pos) => {
+                    metrics()
+                        .ship_seconds
+                        .record(started.elapsed().as_secs_f64());
+                    if redis_pos == batch.end {
+                        let m = metrics();
+                        m.shipped_records.increment(batch.len() as u64);
+                        m.shipped_bytes.increment(batch.bytes() as u64);
+                    } else {
+                        tracing::warn!(
+                            batch_start = batch.start,
+                            redis_pos,
+                            "Redis already holds records past this batch; resuming from its position"
+                        );
+                    }
+                    pos = redis_pos;
+                    self.acknowledge(pos);
+                    if redis_pos == batch.end {
+                        if let Some(tap) = &self.tap {
+                            // Analytics must never hold up shipping: a full tap drops the batch.
+                            let _ = tap.try_send(Arc::new(batch));
+                        }
+                    }
+                }
+                Err(e) => {
+                    metrics().redis_errors.increment(1);
+                    tracing::warn!(redis = %self.redis_display, error = %e, "shipping a batch failed; it will be retried (a retry is recognised, never pushed twice)");
+                    said_down = true;
+                    self.sink.disconnect();
+                    self.set_up(false);
+                }
+            }
+        }
+    }
+
+    /// The later of our position and Redis's. Redis behind us means it restarted without
+    /// the data (we never push again what it once acknowledged); Redis ahead means our
+    /// cache lagged (or the disk lost its tail) and Redis is right.
+    fn resume_from(&self, ours: u64, redis_pos: u64) -> u64 {
+        if redis_pos < ours {
+            tracing::warn!(
+                ours,
+                redis_pos,
+                "Redis's shipped position is behind ours (Redis restarted without persistence?); not pushing again what it already acknowledged"
+            );
+            return ours;
+        }
+        if redis_pos > self.log.end() {
+            if let Err(e) = self.log.skip_to(redis_pos) {
+                tracing::error!(error = %e, "could not move the log past Redis's position");
+            }
+        }
+        self.acknowledge(redis_pos);
+        redis_pos
+    }
+
+    fn acknowledge(&self, pos: u64) {
+        self.log.set_shipped(pos);
+        if let Err(e) = self.position_file.store(pos) {
+            tracing::warn!(error = %e, "could not cache the shipped position on disk (Redis keeps it)");
+        }
+    }
+
+    fn set_up(&self, up: bool) {
+        metrics().redis_up.set(if up { 1.0 } else { 0.0 });
+        self.up.send_if_modified(|v| std::mem::replace(v, up) != up);
+    }
+}
+
+async fn sleep_or_drain(d: Duration, drain: &mut watch::Receiver<bool>) {
+    tokio::select! {
+        _ = tokio::time::sleep(d) => {}
+        _ = drain.changed() => {}
+    }
+}
+
+/// The URL with any password replaced, for messages.
+pub fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
