@@ -3,7 +3,7 @@
 //! exact bytes. Everything is stopped on drop.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -43,6 +43,9 @@ pub fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool
 
 pub struct Redis {
     pub port: u16,
+    /// With an append-only file fsynced on every write, so that a `kill -9` and restart
+    /// keeps every acknowledged write.
+    persistent: bool,
     child: Option<Child>,
     dir: tempfile::TempDir,
 }
@@ -50,8 +53,18 @@ pub struct Redis {
 impl Redis {
     /// A fresh, empty, non-persistent `redis-server` on a free port.
     pub fn start() -> Redis {
+        Redis::start_on(free_port(), false)
+    }
+
+    /// A `redis-server` that keeps its data across `restart` (AOF, `appendfsync always`).
+    pub fn start_persistent() -> Redis {
+        Redis::start_on(free_port(), true)
+    }
+
+    pub fn start_on(port: u16, persistent: bool) -> Redis {
         let mut r = Redis {
-            port: free_port(),
+            port,
+            persistent,
             child: None,
             dir: tempfile::tempdir().expect("tempdir"),
         };
@@ -63,7 +76,12 @@ impl Redis {
         let bin = require("redis-server", "redis-server");
         let child = Command::new(bin)
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
+            .args(["--save", ""])
+            .args(if self.persistent {
+                ["--appendonly", "yes", "--appendfsync", "always"]
+            } else {
+                ["--appendonly", "no", "--appendfsync", "no"]
+            })
             .arg("--dir")
             .arg(self.dir.path())
             .stdout(Stdio::null())
@@ -72,12 +90,16 @@ impl Redis {
             .expect("starting redis-server");
         self.child = Some(child);
         let port = self.port;
-        wait_until("redis-server to answer PING", Duration::from_secs(10), || {
-            redis::Client::open(format!("redis://127.0.0.1:{port}"))
-                .and_then(|c| c.get_connection())
-                .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
-                .is_ok()
-        });
+        wait_until(
+            "redis-server to answer PING",
+            Duration::from_secs(10),
+            || {
+                redis::Client::open(format!("redis://127.0.0.1:{port}"))
+                    .and_then(|c| c.get_connection())
+                    .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
+                    .is_ok()
+            },
+        );
     }
 
     pub fn url(&self) -> String {
@@ -103,10 +125,13 @@ impl Redis {
     }
 
     pub fn llen(&self, key: &str) -> usize {
-        redis::cmd("LLEN").arg(key).query(&mut self.conn()).expect("LLEN")
+        redis::cmd("LLEN")
+            .arg(key)
+            .query(&mut self.conn())
+            .expect("LLEN")
     }
 
-    /// Stops the server (its data is gone: no persistence).
+    /// Kills the server (`kill -9`). Unless persistent, its data is gone.
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
@@ -114,7 +139,7 @@ impl Redis {
         }
     }
 
-    /// Starts it again, empty, on the same port.
+    /// Starts it again on the same port (empty unless persistent).
     pub fn restart(&mut self) {
         self.stop();
         self.spawn();
@@ -138,6 +163,10 @@ impl Pixelpipe {
     /// Starts `pixelpipe <args>` with `--admin-listen` on a free port, logging to a file
     /// in `data_dir`'s parent, and waits until `/healthz` answers.
     pub fn start(data_dir: &Path, args: &[&str]) -> Pixelpipe {
+        Pixelpipe::start_with_env(data_dir, args, &[])
+    }
+
+    pub fn start_with_env(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Pixelpipe {
         let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let stderr_path = data_dir.with_extension(format!("{}.log", admin.port()));
         let stderr = std::fs::File::create(&stderr_path).expect("log file");
@@ -148,6 +177,7 @@ impl Pixelpipe {
             .arg(admin.to_string())
             .args(args)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(stderr)
             .spawn()
@@ -194,7 +224,10 @@ impl Pixelpipe {
             }
             if start.elapsed() > timeout {
                 self.kill9();
-                panic!("pixelpipe did not exit within {timeout:?} of SIGTERM:\n{}", self.stderr());
+                panic!(
+                    "pixelpipe did not exit within {timeout:?} of SIGTERM:\n{}",
+                    self.stderr()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -202,7 +235,9 @@ impl Pixelpipe {
 
     /// A counter or gauge from `/metrics` (the sum over its label sets matching `labels`).
     pub fn metric(&self, name: &str, labels: &str) -> f64 {
-        let body = http_get(self.admin, "/metrics").map(|r| r.body).unwrap_or_default();
+        let body = http_get(self.admin, "/metrics")
+            .map(|r| r.body)
+            .unwrap_or_default();
         String::from_utf8_lossy(&body)
             .lines()
             .filter(|l| l.starts_with(name) && !l.starts_with('#'))
@@ -267,7 +302,10 @@ pub fn read_response(reader: &mut impl BufRead, head_only: bool) -> Option<Respo
         head,
         body: Vec::new(),
     };
-    let len: usize = r.header("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let len: usize = r
+        .header("content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     if !head_only {
         r.body = vec![0; len];
         reader.read_exact(&mut r.body).ok()?;
@@ -278,4 +316,65 @@ pub fn read_response(reader: &mut impl BufRead, head_only: bool) -> Option<Respo
 pub fn http_get(addr: SocketAddr, target: &str) -> Option<Response> {
     let req = format!("GET {target} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
     raw_request(addr, req.as_bytes(), false)
+}
+
+/// A keep-alive HTTP/1.1 client on one connection.
+pub struct Client {
+    reader: BufReader<TcpStream>,
+}
+
+impl Client {
+    pub fn connect(addr: SocketAddr) -> Option<Client> {
+        let s = TcpStream::connect(addr).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+        Some(Client {
+            reader: BufReader::new(s),
+        })
+    }
+
+    pub fn get(&mut self, target: &str) -> Option<Response> {
+        let req = format!("GET {target} HTTP/1.1\r\nHost: test\r\n\r\n");
+        self.reader.get_mut().write_all(req.as_bytes()).ok()?;
+        read_response(&mut self.reader, false)
+    }
+}
+
+/// Sends `GET /pixel.gif?id=N` for every N in `ids`, over `connections` keep-alive
+/// connections in parallel (reconnecting after failures), and returns the ids that were
+/// answered 200.
+pub fn hit_ids(addr: SocketAddr, ids: std::ops::Range<u64>, connections: u64) -> Vec<u64> {
+    let handles: Vec<_> = (0..connections)
+        .map(|c| {
+            let ids = ids.clone();
+            std::thread::spawn(move || {
+                let mut ok = Vec::new();
+                let mut client = Client::connect(addr);
+                for id in ids.filter(|id| id % connections == c) {
+                    let answered = client
+                        .as_mut()
+                        .and_then(|cl| cl.get(&format!("/pixel.gif?id={id}")));
+                    match answered {
+                        Some(r) if r.status == 200 => ok.push(id),
+                        Some(_) => {}
+                        None => client = Client::connect(addr),
+                    }
+                }
+                ok
+            })
+        })
+        .collect();
+    let mut ok: Vec<u64> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    ok.sort_unstable();
+    ok
+}
+
+/// The `id=` values of records shaped `<msec>,id=N`, in list order.
+pub fn ids_of(records: &[String]) -> Vec<u64> {
+    records
+        .iter()
+        .filter_map(|r| r.split_once(",id=")?.1.parse().ok())
+        .collect()
 }
