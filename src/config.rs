@@ -20,7 +20,7 @@ pub enum ConfigError {
     #[error("configuration file {0} does not exist")]
     MissingFile(PathBuf),
     #[error("bad configuration: {0}")]
-    Figment(#[from] Box<figment::Error>),
+    Figment(Box<figment::Error>),
     #[error("bad configuration: `{field}`: {message}")]
     Invalid {
         field: &'static str,
@@ -209,7 +209,9 @@ impl Config {
         for (path, value) in overrides {
             figment = figment.merge(Serialized::global(path, value.clone()));
         }
-        let config: Config = figment.extract().map_err(Box::new)?;
+        let config: Config = figment
+            .extract()
+            .map_err(|e| ConfigError::Figment(Box::new(e)))?;
         config.validate()?;
         Ok(config)
     }
