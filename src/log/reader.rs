@@ -14,17 +14,24 @@ pub struct Batch {
     pub end: u64,
     /// The encoded records, back to back.
     data: Vec<u8>,
-    /// Where each record starts in `data`.
-    offsets: Vec<usize>,
+    /// Where each record's key and value lie in `data`, found (and checksummed) once
+    /// when the batch was read.
+    records: Vec<Record>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Record {
+    key: (usize, usize),
+    value: (usize, usize),
 }
 
 impl Batch {
     pub fn is_empty(&self) -> bool {
-        self.offsets.is_empty()
+        self.records.is_empty()
     }
 
     pub fn len(&self) -> usize {
-        self.offsets.len()
+        self.records.len()
     }
 
     pub fn bytes(&self) -> usize {
@@ -32,13 +39,10 @@ impl Batch {
     }
 
     pub fn entries(&self) -> impl Iterator<Item = entry::Entry<'_>> {
-        self.offsets
-            .iter()
-            .filter_map(|&o| match entry::decode(&self.data[o..]) {
-                Decoded::Entry(e, _) => Some(e),
-                // Every offset was checked when the batch was read.
-                _ => None,
-            })
+        self.records.iter().map(|r| entry::Entry {
+            key: &self.data[r.key.0..r.key.1],
+            value: &self.data[r.value.0..r.value.1],
+        })
     }
 }
 
@@ -81,12 +85,17 @@ impl Reader {
             // One record larger than `max_bytes`: ship it alone.
             data = read_at(file, needed, start - span.base)?;
         }
-        let mut offsets = Vec::new();
+        let mut records = Vec::new();
         let mut at = 0;
-        while offsets.len() < max_records && at < data.len() {
+        while records.len() < max_records && at < data.len() {
             match entry::decode(&data[at..]) {
-                Decoded::Entry(_, size) => {
-                    offsets.push(at);
+                Decoded::Entry(e, size) => {
+                    let key = at + entry::HEADER + 2;
+                    let value = key + e.key.len();
+                    records.push(Record {
+                        key: (key, value),
+                        value: (value, at + size),
+                    });
                     at += size;
                 }
                 // The read stopped inside a record: the next batch gets it.
@@ -99,7 +108,7 @@ impl Reader {
                         offset = start + at as u64,
                         "corrupt record in the local log; skipping the rest of this segment"
                     );
-                    if offsets.is_empty() {
+                    if records.is_empty() {
                         return Ok(Batch {
                             start: span.end,
                             end: span.end,
@@ -115,7 +124,7 @@ impl Reader {
             start,
             end: start + at as u64,
             data,
-            offsets,
+            records,
         })
     }
 

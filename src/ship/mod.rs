@@ -29,7 +29,13 @@ pub struct Shipper {
     redis_display: String,
     tap: Option<Tap>,
     up: watch::Sender<bool>,
+    /// When the position cache file was last written.
+    cached_at: Instant,
 }
+
+/// The position cache on disk is refreshed at most this often: it is a cache (Redis holds
+/// the truth), and a rename per batch would cost more than the batch.
+const CACHE_EVERY: Duration = Duration::from_secs(1);
 
 /// What the admin endpoints read of the shipper.
 #[derive(Clone)]
@@ -56,6 +62,7 @@ impl Shipper {
             redis_display,
             tap,
             up,
+            cached_at: Instant::now(),
         };
         (shipper, ShipperStatus { redis_up })
     }
@@ -66,9 +73,16 @@ impl Shipper {
         let mut pos = self.log.shipped();
         let mut backoff = Duration::from_millis(50);
         let mut said_down = false;
+        let mut last_was_full = true;
         loop {
             if *drain.borrow() && pos >= self.log.end() {
+                self.cache_position(pos);
                 return;
+            }
+            if !last_was_full && !*drain.borrow() {
+                // Under a steady trickle, wait a moment so that one Redis round trip
+                // carries many records instead of a few.
+                tokio::time::sleep(self.config.linger).await;
             }
             if !self.sink.is_connected() {
                 match self.sink.connect().await {
@@ -111,9 +125,13 @@ impl Shipper {
                         continue;
                     }
                 };
+            last_was_full = batch.len() >= self.config.batch_records
+                || batch.bytes() + 64 * 1024 >= self.config.batch_bytes;
             if batch.is_empty() {
+                last_was_full = true;
                 pos = pos.max(batch.end);
                 if *drain.borrow() {
+                    self.cache_position(pos);
                     return;
                 }
                 tokio::select! {
@@ -141,7 +159,7 @@ impl Shipper {
                         );
                     }
                     pos = redis_pos;
-                    self.acknowledge(pos);
+                    self.acknowledge(pos, false);
                     if redis_pos == batch.end {
                         if let Some(tap) = &self.tap {
                             // Analytics must never hold up shipping: a full tap drops the batch.
@@ -163,7 +181,7 @@ impl Shipper {
     /// The later of our position and Redis's. Redis behind us means it restarted without
     /// the data (we never push again what it once acknowledged); Redis ahead means our
     /// cache lagged (or the disk lost its tail) and Redis is right.
-    fn resume_from(&self, ours: u64, redis_pos: u64) -> u64 {
+    fn resume_from(&mut self, ours: u64, redis_pos: u64) -> u64 {
         if redis_pos < ours {
             tracing::warn!(
                 ours,
@@ -177,12 +195,19 @@ impl Shipper {
                 tracing::error!(error = %e, "could not move the log past Redis's position");
             }
         }
-        self.acknowledge(redis_pos);
+        self.acknowledge(redis_pos, true);
         redis_pos
     }
 
-    fn acknowledge(&self, pos: u64) {
+    fn acknowledge(&mut self, pos: u64, cache_now: bool) {
         self.log.set_shipped(pos);
+        if cache_now || self.cached_at.elapsed() >= CACHE_EVERY {
+            self.cache_position(pos);
+        }
+    }
+
+    fn cache_position(&mut self, pos: u64) {
+        self.cached_at = Instant::now();
         if let Err(e) = self.position_file.store(pos) {
             tracing::warn!(error = %e, "could not cache the shipped position on disk (Redis keeps it)");
         }
