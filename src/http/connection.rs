@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -28,10 +28,14 @@ pub async fn serve(
     let mut record: Vec<u8> = Vec::with_capacity(256);
     // Each answer and, for hits, the ticket its 200 waits for.
     let mut answers: Vec<(Reply, bool, Option<Ticket>)> = Vec::new();
+    // When the first byte of the request being read arrived: the header timeout runs from
+    // there, so a client trickling a byte at a time cannot hold the connection forever.
+    let mut request_started: Option<Instant> = None;
     loop {
         // Answer every complete request already buffered.
         let mut start = 0;
         let mut close = false;
+        let mut invalid = false;
         while !close {
             let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
             match request::parse(&buf[start..], &mut headers, endpoint.limits) {
@@ -47,10 +51,14 @@ pub async fn serve(
                     count_rejected(reply);
                     answers.push((reply, true, None));
                     close = true;
+                    invalid = true;
                 }
             }
         }
-        buf.drain(..start);
+        if start > 0 {
+            buf.drain(..start);
+            request_started = None;
+        }
         if !answers.is_empty() {
             for (i, (reply, with_body, ticket)) in answers.drain(..).enumerate() {
                 let reply = match ticket {
@@ -78,14 +86,19 @@ pub async fn serve(
         }
         if close {
             let _ = stream.shutdown().await;
+            if invalid {
+                linger(&mut stream, &mut buf).await;
+            }
             return;
         }
         // Wait for more: a started request has `header_timeout` to complete; an idle
         // keep-alive connection is closed after `idle_timeout`, or at shutdown.
         let in_request = !buf.is_empty();
         let timeout = if in_request {
-            endpoint.header_timeout
+            let started = *request_started.get_or_insert_with(Instant::now);
+            endpoint.header_timeout.saturating_sub(started.elapsed())
         } else {
+            request_started = None;
             endpoint.idle_timeout
         };
         if buf.capacity() - buf.len() < 1024 {
@@ -106,6 +119,21 @@ pub async fn serve(
                 }
             },
             _ = super::stopped(&mut shutdown), if !in_request => return,
+        }
+    }
+}
+
+/// After answering a bad request, reads and discards what the client is still sending
+/// (for a moment, up to a bound) before closing: closing with unread data makes the
+/// kernel send a reset, which can destroy the answer before the client has read it.
+async fn linger(stream: &mut TcpStream, buf: &mut Vec<u8>) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    let mut discarded = 0;
+    while discarded < 256 * 1024 {
+        buf.clear();
+        match tokio::time::timeout_at(deadline, stream.read_buf(buf)).await {
+            Ok(Ok(n)) if n > 0 => discarded += n,
+            _ => return,
         }
     }
 }

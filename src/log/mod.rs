@@ -197,18 +197,23 @@ impl Log {
             let _ = w.file.set_len(last.len);
             return Err(LogError::Write(e));
         }
-        if self.config.fsync == FsyncPolicy::Always {
-            w.file.sync_data().map_err(LogError::Write)?;
-        } else {
-            w.dirty = true;
-        }
         let active = w.segments.back_mut().expect("the active segment");
         active.len += buf.len() as u64;
         active.records += records;
         let (end, len) = (active.end(), active.len);
+        // The records are in the file now, whatever follows: account for them first.
         self.end.store(end, Ordering::Release);
+        w.dirty = true;
+        let synced = if self.config.fsync == FsyncPolicy::Always {
+            w.file.sync_data().map(|()| w.dirty = false)
+        } else {
+            Ok(())
+        };
         if len >= self.config.segment_bytes {
-            self.roll(&mut w, end).map_err(LogError::Write)?;
+            if let Err(e) = self.roll(&mut w, end) {
+                // Keep appending to the current segment; the next write tries again.
+                tracing::error!(error = %e, "could not start a new log segment");
+            }
         }
         drop(w);
         let m = metrics();
@@ -216,7 +221,9 @@ impl Log {
         m.record_bytes.increment(buf.len() as u64);
         self.update_backlog_metric();
         self.appended.notify_one();
-        Ok(())
+        // With `fsync = always` a failed sync fails the group: its hits are answered 503
+        // even though the records are written (and will be shipped).
+        synced.map_err(LogError::Write)
     }
 
     /// Closes the active segment and starts a new one at `base`.
