@@ -241,3 +241,84 @@ fn a_full_log_drops_the_oldest_under_drop_oldest() {
     assert_eq!(ids.last(), Some(&999));
     assert!(ids.windows(2).all(|w| w[0] < w[1]));
 }
+
+#[test]
+fn ships_over_tls_with_rediss() {
+    let openssl = require("openssl", "openssl");
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let made = std::process::Command::new(openssl)
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args([
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let port = free_port();
+    let mut tls_redis = std::process::Command::new(require("redis-server", "redis-server"))
+        .args([
+            "--port",
+            "0",
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--tls-port",
+            &port.to_string(),
+        ])
+        .arg("--tls-cert-file")
+        .arg(&cert)
+        .arg("--tls-key-file")
+        .arg(&key)
+        .arg("--tls-ca-cert-file")
+        .arg(&cert)
+        .args(["--tls-auth-clients", "no"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let cli = require("redis-cli", "redis-tools");
+    let llen = || {
+        let out = std::process::Command::new(&cli)
+            .args([
+                "--tls",
+                "--insecure",
+                "-p",
+                &port.to_string(),
+                "LLEN",
+                "pixel",
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse::<usize>()
+            .ok()
+    };
+    wait_until("the TLS Redis", Duration::from_secs(10), || {
+        llen().is_some()
+    });
+    let addr = listen_addr();
+    // `#insecure`: the test's certificate is self-signed.
+    let url = format!("rediss://127.0.0.1:{port}/#insecure");
+    let _server = serve(&dir.path().join("data"), &url, addr, &[]);
+    assert_eq!(hit_ids(addr, 0..50, 2).len(), 50);
+    wait_until("50 records over TLS", Duration::from_secs(10), || {
+        llen() == Some(50)
+    });
+    let _ = tls_redis.kill();
+    let _ = tls_redis.wait();
+}
