@@ -322,3 +322,57 @@ fn ships_over_tls_with_rediss() {
     let _ = tls_redis.kill();
     let _ = tls_redis.wait();
 }
+
+#[test]
+fn honours_user_password_and_database_in_the_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = Redis::start_with(free_port(), false, &["--requirepass", "s3cret"]);
+    let addr = listen_addr();
+    let url = format!("{}/3", redis.url());
+    let server = serve(&dir.path().join("data"), &url, addr, &[]);
+    assert_eq!(hit_ids(addr, 0..5, 1).len(), 5);
+    let mut conn = redis.conn();
+    redis::cmd("SELECT").arg(3).query::<()>(&mut conn).unwrap();
+    wait_until("5 records in db 3", Duration::from_secs(10), || {
+        redis::cmd("LLEN")
+            .arg("pixel")
+            .query::<usize>(&mut conn)
+            .unwrap()
+            == 5
+    });
+    assert_eq!(redis.llen("pixel"), 0, "nothing in db 0");
+    // The password never appears in what pixelpipe logs.
+    assert!(!server.stderr().contains("s3cret"));
+}
+
+#[test]
+fn metrics_count_what_happened() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = Redis::start();
+    let addr = listen_addr();
+    let server = serve(&dir.path().join("data"), &redis.url(), addr, &[]);
+    assert_eq!(hit_ids(addr, 0..30, 3).len(), 30);
+    assert_eq!(http_get(addr, "/missing").unwrap().status, 404);
+    wait_until("30 shipped", Duration::from_secs(10), || {
+        server.metric("pixelpipe_shipped_records_total", "") == 30.0
+    });
+    assert_eq!(server.metric("pixelpipe_http_hits_total", ""), 30.0);
+    assert_eq!(server.metric("pixelpipe_records_total", ""), 30.0);
+    assert_eq!(
+        server.metric("pixelpipe_http_rejected_total", "not_found"),
+        1.0
+    );
+    assert_eq!(server.metric("pixelpipe_backlog_bytes", ""), 0.0);
+    assert_eq!(server.metric("pixelpipe_redis_up", ""), 1.0);
+    assert!(server.metric("pixelpipe_record_bytes_total", "") > 30.0 * 20.0);
+    assert!(server.metric("pixelpipe_ship_batch_seconds_count", "") >= 1.0);
+    let body = http_get(server.admin, "/metrics").unwrap().body;
+    let text = String::from_utf8_lossy(&body);
+    for name in [
+        "pixelpipe_redis_errors_total",
+        "pixelpipe_dropped_records_total",
+        "pixelpipe_ship_batch_seconds_bucket",
+    ] {
+        assert!(text.contains(name), "{name} missing from /metrics");
+    }
+}

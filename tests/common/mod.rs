@@ -46,6 +46,8 @@ pub struct Redis {
     /// With an append-only file fsynced on every write, so that a `kill -9` and restart
     /// keeps every acknowledged write.
     persistent: bool,
+    /// More `redis-server` arguments (e.g. `--requirepass`).
+    pub extra: Vec<String>,
     child: Option<Child>,
     dir: tempfile::TempDir,
 }
@@ -62,9 +64,14 @@ impl Redis {
     }
 
     pub fn start_on(port: u16, persistent: bool) -> Redis {
+        Redis::start_with(port, persistent, &[])
+    }
+
+    pub fn start_with(port: u16, persistent: bool, extra: &[&str]) -> Redis {
         let mut r = Redis {
             port,
             persistent,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
             child: None,
             dir: tempfile::tempdir().expect("tempdir"),
         };
@@ -84,17 +91,18 @@ impl Redis {
             })
             .arg("--dir")
             .arg(self.dir.path())
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("starting redis-server");
         self.child = Some(child);
-        let port = self.port;
+        let url = self.url();
         wait_until(
             "redis-server to answer PING",
             Duration::from_secs(10),
             || {
-                redis::Client::open(format!("redis://127.0.0.1:{port}"))
+                redis::Client::open(url.as_str())
                     .and_then(|c| c.get_connection())
                     .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
                     .is_ok()
@@ -102,8 +110,17 @@ impl Redis {
         );
     }
 
+    /// The URL to reach it, with the password if `--requirepass` was given.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        let pass = self
+            .extra
+            .iter()
+            .position(|a| a == "--requirepass")
+            .and_then(|i| self.extra.get(i + 1));
+        match pass {
+            Some(p) => format!("redis://default:{p}@127.0.0.1:{}", self.port),
+            None => format!("redis://127.0.0.1:{}", self.port),
+        }
     }
 
     pub fn conn(&self) -> redis::Connection {
