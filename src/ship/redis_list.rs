@@ -58,10 +58,6 @@ impl RedisList {
         }
     }
 
-    pub fn position_key(&self) -> &str {
-        &self.position_key
-    }
-
     pub fn is_connected(&self) -> bool {
         self.conn.is_some()
     }
