@@ -250,7 +250,8 @@ fn templates_escape_like_nginx() {
             "--key",
             "beacons",
         ],
-        &[],
+        // Also runs the `fsync = always` path: a flush per group before answering.
+        &[("PIXELPIPE_LOG__FSYNC", "always")],
     );
     let req = b"GET /pixel.gif?q=%22x%22&r=\"raw\" HTTP/1.1\r\nHost: x\r\nUser-Agent: Mozilla/5.0 (X|Y) \xe2\x9c\x93\r\nConnection: close\r\n\r\n";
     assert_eq!(raw_request(s.addr, req, false).unwrap().status, 200);
