@@ -3,7 +3,7 @@
 //! exact bytes. Everything is stopped on drop.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -279,3 +279,4 @@ pub fn http_get(addr: SocketAddr, target: &str) -> Option<Response> {
     let req = format!("GET {target} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
     raw_request(addr, req.as_bytes(), false)
 }
+pub mod consume;
