@@ -30,12 +30,16 @@ fn aggregates_match_the_raw_events() {
     for q in &queries {
         hit(listen, q);
     }
-    wait_until("every hit shipped to Redis", Duration::from_secs(20), || {
-        redis.llen("pixel") == N
-    });
-    wait_until("the aggregator to count every hit", Duration::from_secs(20), || {
-        api(pixelpipe.admin, "/api/snapshot").1["total"] == N
-    });
+    wait_until(
+        "every hit shipped to Redis",
+        Duration::from_secs(20),
+        || redis.llen("pixel") == N,
+    );
+    wait_until(
+        "the aggregator to count every hit",
+        Duration::from_secs(20),
+        || api(pixelpipe.admin, "/api/snapshot").1["total"] == N,
+    );
 
     // Independent counts, from the raw records (timestamps) and the queries sent.
     let raw = redis.list_oldest_first("pixel");
@@ -76,7 +80,10 @@ fn aggregates_match_the_raw_events() {
         let h: HashMap<i64, u64> = redis::cmd("HGETALL").arg(&key).query(&mut conn).unwrap();
         stored.extend(h);
         let ttl: i64 = redis::cmd("TTL").arg(&key).query(&mut conn).unwrap();
-        assert!(ttl > 2 * 3600 - 5 && ttl <= 2 * 3600 + 60, "TTL of {key}: {ttl}");
+        assert!(
+            ttl > 2 * 3600 - 5 && ttl <= 2 * 3600 + 60,
+            "TTL of {key}: {ttl}"
+        );
     }
     assert_eq!(stored, per_second);
 
@@ -88,9 +95,11 @@ fn aggregates_match_the_raw_events() {
             .map(|a| a.iter().map(|p| p[1].as_u64().unwrap_or(0)).sum())
             .unwrap_or(0)
     };
-    wait_until("the run's last second to be complete", Duration::from_secs(5), || {
-        complete_seconds(&api(pixelpipe.admin, "/api/snapshot").1) == N as u64
-    });
+    wait_until(
+        "the run's last second to be complete",
+        Duration::from_secs(5),
+        || complete_seconds(&api(pixelpipe.admin, "/api/snapshot").1) == N as u64,
+    );
     let (status, snap) = api(pixelpipe.admin, "/api/snapshot?window=60");
     assert_eq!(status, 200);
     assert_eq!(snap["total"], N);
@@ -150,20 +159,37 @@ fn aggregates_match_the_raw_events() {
     // `top` with stdout not a terminal: plain text, the same numbers.
     let config = dir.path().join("pixelpipe.toml");
     let out = Command::new(BIN)
-        .args(["--config", config.to_str().unwrap(), "--redis", &redis.url()])
+        .args([
+            "--config",
+            config.to_str().unwrap(),
+            "--redis",
+            &redis.url(),
+        ])
         .args(["top", "--iterations", "1"])
         .output()
         .expect("pixelpipe top");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(!text.contains('\x1b'), "no escape codes when not a terminal:\n{text}");
+    assert!(
+        !text.contains('\x1b'),
+        "no escape codes when not a terminal:\n{text}"
+    );
     assert!(text.contains(&format!("total {N}")), "{text}");
     let news = sources["news letter"];
     assert!(
-        text.lines().any(|l| l.trim_start().starts_with("news letter") && l.trim_end().ends_with(&format!(" {news}"))),
+        text.lines()
+            .any(|l| l.trim_start().starts_with("news letter")
+                && l.trim_end().ends_with(&format!(" {news}"))),
         "{text}"
     );
-    assert!(text.contains("A/B variant against goal event=signup"), "{text}");
+    assert!(
+        text.contains("A/B variant against goal event=signup"),
+        "{text}"
+    );
 
     // The page without JavaScript shows the numbers, escaped.
     let page = http_get(pixelpipe.admin, "/dashboard").unwrap();
@@ -173,13 +199,19 @@ fn aggregates_match_the_raw_events() {
     assert!(html.contains("news letter"));
     let script = http_get(pixelpipe.admin, "/dashboard/app.js").unwrap();
     assert_eq!(script.status, 200);
-    assert!(script.header("content-type").unwrap().starts_with("text/javascript"));
+    assert!(script
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/javascript"));
 
     // Redis gone: the API says so, and so does the page.
     redis.stop();
     let (status, err) = api(pixelpipe.admin, "/api/snapshot");
     assert_eq!(status, 503);
-    assert!(err["error"].as_str().unwrap().contains("Redis is unreachable"));
+    assert!(err["error"]
+        .as_str()
+        .unwrap()
+        .contains("Redis is unreachable"));
     let html = String::from_utf8(http_get(pixelpipe.admin, "/").unwrap().body).unwrap();
     assert!(html.contains("Redis is unreachable"), "{html}");
 }
@@ -210,9 +242,59 @@ fn malformed_records_are_counted_not_fatal() {
     for i in 0..10 {
         hit(listen, &format!("uid={i}&bad=%FF"));
     }
-    wait_until("the malformed records to be counted", Duration::from_secs(20), || {
-        api(pixelpipe.admin, "/api/snapshot").1["malformed"] == 10
-    });
+    wait_until(
+        "the malformed records to be counted",
+        Duration::from_secs(20),
+        || api(pixelpipe.admin, "/api/snapshot").1["malformed"] == 10,
+    );
     assert_eq!(api(pixelpipe.admin, "/api/snapshot").1["total"], 0);
     assert!(pixelpipe.metric("pixelpipe_analytics_malformed_total", "") >= 10.0);
+}
+
+/// `top` in a real pseudo-terminal (util-linux `script`): it draws on the alternate
+/// screen and quits on `q`, and on Ctrl-C.
+#[test]
+fn top_in_a_terminal_quits_on_q_and_ctrl_c() {
+    use std::io::{Read, Write};
+    use std::process::Stdio;
+    let script = common::require("script", "util-linux");
+    let redis = Redis::start();
+    for key in [&b"q"[..], b"\x03"] {
+        let command = format!("{BIN} --redis {} top --interval 200ms", redis.url());
+        let mut child = Command::new(&script)
+            .args(["-qfec", &command, "/dev/null"])
+            .env("TERM", "xterm")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("script");
+        let mut stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut screen = Vec::new();
+        wait_until("top to draw its screen", Duration::from_secs(20), || {
+            while let Ok(chunk) = rx.try_recv() {
+                screen.extend(chunk);
+            }
+            String::from_utf8_lossy(&screen).contains("q: quit")
+        });
+        let text = String::from_utf8_lossy(&screen).into_owned();
+        assert!(text.contains("\x1b[?1049h"), "alternate screen: {text:?}");
+        assert!(text.contains("events/s now 0"), "{text:?}");
+        child.stdin.as_mut().unwrap().write_all(key).unwrap();
+        let mut status = None;
+        wait_until("top to quit", Duration::from_secs(10), || {
+            status = child.try_wait().unwrap();
+            status.is_some()
+        });
+        assert!(status.unwrap().success(), "top exits 0 on {key:?}");
+    }
 }

@@ -51,17 +51,21 @@ impl Chromium {
         // Chromium writes the port it chose (and the browser's endpoint) to this file.
         let active = profile.path().join("DevToolsActivePort");
         let mut endpoint = String::new();
-        wait_until("chromium's DevTools endpoint", Duration::from_secs(30), || {
-            let text = std::fs::read_to_string(&active).unwrap_or_default();
-            let mut lines = text.lines();
-            match (lines.next(), lines.next()) {
-                (Some(port), Some(path)) => {
-                    endpoint = format!("127.0.0.1:{port}{path}");
-                    true
+        wait_until(
+            "chromium's DevTools endpoint",
+            Duration::from_secs(30),
+            || {
+                let text = std::fs::read_to_string(&active).unwrap_or_default();
+                let mut lines = text.lines();
+                match (lines.next(), lines.next()) {
+                    (Some(port), Some(path)) => {
+                        endpoint = format!("127.0.0.1:{port}{path}");
+                        true
+                    }
+                    _ => false,
                 }
-                _ => false,
-            }
-        });
+            },
+        );
         let mut cdp = Cdp::connect(&endpoint);
         let mut session = None;
         wait_until("the dashboard tab", Duration::from_secs(20), || {
@@ -70,7 +74,9 @@ impl Chromium {
                 .as_array()
                 .into_iter()
                 .flatten()
-                .find(|t| t["type"] == "page" && t["url"].as_str().unwrap_or("").contains("/dashboard"))
+                .find(|t| {
+                    t["type"] == "page" && t["url"].as_str().unwrap_or("").contains("/dashboard")
+                })
                 .cloned();
             if let Some(page) = page {
                 let attached = cdp.call(
@@ -99,7 +105,9 @@ impl Chromium {
     }
 
     fn screenshot(&mut self, name: &str) -> PathBuf {
-        let r = self.cdp.call("Page.captureScreenshot", json!({ "format": "png" }));
+        let r = self
+            .cdp
+            .call("Page.captureScreenshot", json!({ "format": "png" }));
         let png = base64_decode(r["data"].as_str().expect("screenshot data"));
         assert!(png.starts_with(b"\x89PNG"), "a PNG");
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
@@ -148,8 +156,11 @@ impl Cdp {
     fn connect(endpoint: &str) -> Cdp {
         let addr = endpoint.split('/').next().unwrap();
         let stream = TcpStream::connect(addr).expect("DevTools port");
-        stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        let (ws, _) = tungstenite::client(format!("ws://{endpoint}"), stream).expect("DevTools websocket");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        let (ws, _) =
+            tungstenite::client(format!("ws://{endpoint}"), stream).expect("DevTools websocket");
         Cdp {
             ws,
             next_id: 0,
@@ -232,9 +243,11 @@ fn dashboard_updates_live_in_a_real_browser() {
     let (pixelpipe, listen) = serve_with_analytics(&redis, dir.path());
     let mut browser = Chromium::start(&format!("http://{}/dashboard", pixelpipe.admin));
 
-    wait_until("the page to get its first live snapshot", Duration::from_secs(20), || {
-        state(&mut browser)["live"] == "yes"
-    });
+    wait_until(
+        "the page to get its first live snapshot",
+        Duration::from_secs(20),
+        || state(&mut browser)["live"] == "yes",
+    );
     assert_eq!(state(&mut browser)["total"], "0");
 
     let queries = traffic(N, 40, 3);
@@ -261,10 +274,14 @@ fn dashboard_updates_live_in_a_real_browser() {
     }
 
     let mut page = Value::Null;
-    wait_until("the page to show every hit", Duration::from_secs(20), || {
-        page = state(&mut browser);
-        page["total"] == N.to_string()
-    });
+    wait_until(
+        "the page to show every hit",
+        Duration::from_secs(20),
+        || {
+            page = state(&mut browser);
+            page["total"].as_str().and_then(|t| t.parse::<usize>().ok()) == Some(N)
+        },
+    );
     let mut want_ab: Vec<Value> = ["A", "B"]
         .iter()
         .map(|v| {
@@ -285,16 +302,27 @@ fn dashboard_updates_live_in_a_real_browser() {
     assert_eq!(shown["direct"], sources["direct"]);
     // 40 visitors: HyperLogLog is exact or off by one at this size.
     let today: i64 = page["today"].as_str().unwrap().parse().unwrap();
-    assert!((today - uids.len() as i64).abs() <= 1, "{today} vs {}", uids.len());
+    assert!(
+        (today - uids.len() as i64).abs() <= 1,
+        "{today} vs {}",
+        uids.len()
+    );
     assert_eq!(page["status"], "");
     let shot = browser.screenshot("dashboard.png");
     eprintln!("screenshot: {}", shot.display());
 
     redis.stop();
-    wait_until("the page to say Redis is unreachable", Duration::from_secs(20), || {
-        page = state(&mut browser);
-        page["status"].as_str().unwrap_or("").contains("Redis is unreachable")
-    });
+    wait_until(
+        "the page to say Redis is unreachable",
+        Duration::from_secs(20),
+        || {
+            page = state(&mut browser);
+            page["status"]
+                .as_str()
+                .unwrap_or("")
+                .contains("Redis is unreachable")
+        },
+    );
     assert_eq!(page["live"], "no");
     browser.screenshot("dashboard-redis-down.png");
     drop(browser);

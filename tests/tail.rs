@@ -100,18 +100,25 @@ fn reliable_consumer_killed_and_restarted_loses_nothing() {
     let fetch = FETCH.to_string();
     let args = ["--reliable", "--consumer", "one", "--fetch", fetch.as_str()];
     let mut first = Tail::start(&redis.url(), dir.path(), "first", &args);
-    wait_until("the first consumer to print some events", Duration::from_secs(20), || {
-        first.lines().len() >= 1000
-    });
+    wait_until(
+        "the first consumer to print some events",
+        Duration::from_secs(20),
+        || first.lines().len() >= 1000,
+    );
     first.kill9();
     let before = first.lines();
-    assert!(before.len() < N, "killed mid-stream (raise N if this machine is fast)");
+    assert!(
+        before.len() < N,
+        "killed mid-stream (raise N if this machine is fast)"
+    );
     let left_in_flight = redis.llen("pixel:processing:one");
 
     let mut second = Tail::start(&redis.url(), dir.path(), "second", &args);
-    wait_until("the list and the processing list to drain", Duration::from_secs(30), || {
-        redis.llen("pixel") == 0 && redis.llen("pixel:processing:one") == 0
-    });
+    wait_until(
+        "the list and the processing list to drain",
+        Duration::from_secs(30),
+        || redis.llen("pixel") == 0 && redis.llen("pixel:processing:one") == 0,
+    );
     assert_eq!(second.terminate().code(), Some(0));
     // A killed process may have left a partial last line: only whole lines count.
     let complete = |lines: Vec<String>| -> Vec<String> {
@@ -132,7 +139,10 @@ fn reliable_consumer_killed_and_restarted_loses_nothing() {
     assert!(left_in_flight <= FETCH);
     // Order: the restarted consumer starts with what the killed one had in flight.
     let resumed_at = after[0];
-    assert!(after.windows(2).all(|w| w[0] < w[1]), "in order, oldest first");
+    assert!(
+        after.windows(2).all(|w| w[0] < w[1]),
+        "in order, oldest first"
+    );
     assert!(resumed_at <= *numbers(&complete(before)).last().unwrap() + 1);
     assert!(second.stderr().contains("re-delivering") || duplicates == 0);
 }
@@ -142,23 +152,43 @@ fn two_reliable_consumers_share_the_work() {
     const N: usize = 20_000;
     let redis = Redis::start();
     let dir = tempfile::tempdir().unwrap();
-    let mut a = Tail::start(&redis.url(), dir.path(), "a", &["--reliable", "--consumer", "a", "--fetch", "50"]);
-    let mut b = Tail::start(&redis.url(), dir.path(), "b", &["--reliable", "--consumer", "b", "--fetch", "50"]);
+    let mut a = Tail::start(
+        &redis.url(),
+        dir.path(),
+        "a",
+        &["--reliable", "--consumer", "a", "--fetch", "50"],
+    );
+    let mut b = Tail::start(
+        &redis.url(),
+        dir.path(),
+        "b",
+        &["--reliable", "--consumer", "b", "--fetch", "50"],
+    );
     push(&redis, "pixel", &records(N));
-    wait_until("both consumers to drain the list", Duration::from_secs(30), || {
-        a.lines().len() + b.lines().len() >= N
-    });
+    wait_until(
+        "both consumers to drain the list",
+        Duration::from_secs(30),
+        || a.lines().len() + b.lines().len() >= N,
+    );
     assert_eq!(a.terminate().code(), Some(0));
     assert_eq!(b.terminate().code(), Some(0));
     let (na, nb) = (numbers(&a.lines()), numbers(&b.lines()));
-    assert!(!na.is_empty() && !nb.is_empty(), "both took a share: {} / {}", na.len(), nb.len());
+    assert!(
+        !na.is_empty() && !nb.is_empty(),
+        "both took a share: {} / {}",
+        na.len(),
+        nb.len()
+    );
     let mut seen: HashMap<usize, u32> = HashMap::new();
     for n in na.iter().chain(&nb) {
         *seen.entry(*n).or_default() += 1;
     }
     assert_eq!(seen.len(), N, "the union is every event");
     assert!(seen.values().all(|&c| c == 1), "no event twice");
-    assert_eq!(redis.llen("pixel:processing:a") + redis.llen("pixel:processing:b"), 0);
+    assert_eq!(
+        redis.llen("pixel:processing:a") + redis.llen("pixel:processing:b"),
+        0
+    );
 }
 
 #[test]
@@ -207,7 +237,11 @@ fn exec_retries_then_dead_letters() {
          {\"timestamp\":4.000,\"fields\":{\"ok\":\"3\"}}\n"
     );
     let attempts = std::fs::read_to_string(&attempts).unwrap();
-    assert_eq!(attempts.matches("fail").count(), 3, "one run and two retries");
+    assert_eq!(
+        attempts.matches("fail").count(),
+        3,
+        "one run and two retries"
+    );
     assert_eq!(redis.list_oldest_first("pixel:dead"), vec!["2.000,fail=1"]);
     assert_eq!(redis.llen("pixel:processing:x"), 0);
     assert_eq!(redis.llen("pixel"), 0);
@@ -215,10 +249,17 @@ fn exec_retries_then_dead_letters() {
     assert!(stderr.contains("dead-letter"), "{stderr}");
 
     // Batches: three events per run, all acknowledged together.
-    push(&redis, "pixel", &(0..6).map(|i| format!("{i}.000,b={i}")).collect::<Vec<_>>());
+    push(
+        &redis,
+        "pixel",
+        &(0..6).map(|i| format!("{i}.000,b={i}")).collect::<Vec<_>>(),
+    );
     let runs = dir.path().join("runs");
     let command = format!("wc -l >> {}", runs.display());
-    tail(&redis, &["--exec", &command, "--batch", "3", "--count", "6"]);
+    tail(
+        &redis,
+        &["--exec", &command, "--batch", "3", "--count", "6"],
+    );
     let runs: Vec<String> = std::fs::read_to_string(&runs)
         .unwrap()
         .lines()
@@ -231,20 +272,45 @@ fn exec_retries_then_dead_letters() {
 fn survives_a_redis_restart_and_long_idle_blocks() {
     let mut redis = Redis::start();
     let dir = tempfile::tempdir().unwrap();
-    let mut t = Tail::start(&redis.url(), dir.path(), "t", &["--reliable", "--consumer", "r"]);
+    let mut t = Tail::start(
+        &redis.url(),
+        dir.path(),
+        "t",
+        &["--reliable", "--consumer", "r"],
+    );
     // Idle longer than the blocking read's block time and any default client timeout:
     // the blocked read must not be taken for a dead connection.
     std::thread::sleep(Duration::from_millis(2500));
     push(&redis, "pixel", &["1.000,before=1".to_string()]);
-    wait_until("the event before the restart", Duration::from_secs(10), || t.lines().len() == 1);
-    assert!(!t.stderr().contains("lost the connection"), "{}", t.stderr());
+    wait_until(
+        "the event before the restart",
+        Duration::from_secs(10),
+        || t.lines().len() == 1,
+    );
+    assert!(
+        !t.stderr().contains("lost the connection"),
+        "{}",
+        t.stderr()
+    );
 
     redis.restart();
     push(&redis, "pixel", &["2.000,after=1".to_string()]);
-    wait_until("the event after the restart", Duration::from_secs(20), || t.lines().len() == 2);
+    wait_until(
+        "the event after the restart",
+        Duration::from_secs(20),
+        || t.lines().len() == 2,
+    );
     assert_eq!(t.lines(), vec!["1.000 before=1", "2.000 after=1"]);
     let stderr = t.stderr();
-    assert_eq!(stderr.matches("lost the connection to Redis").count(), 1, "{stderr}");
-    assert_eq!(stderr.matches("reconnected to Redis").count(), 1, "{stderr}");
+    assert_eq!(
+        stderr.matches("lost the connection to Redis").count(),
+        1,
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr.matches("reconnected to Redis").count(),
+        1,
+        "{stderr}"
+    );
     assert_eq!(t.terminate().code(), Some(0));
 }

@@ -69,6 +69,42 @@ impl Default for AnalyticsConfig {
 }
 
 impl AnalyticsConfig {
+    /// What serde cannot check.
+    pub fn validate(&self) -> Result<(), crate::config::ConfigError> {
+        use crate::config::ConfigError;
+        if self.prefix.is_empty() {
+            return Err(ConfigError::invalid(
+                "analytics.prefix",
+                "must not be empty (the aggregates would mix with other keys)",
+            ));
+        }
+        if !self.goal.is_empty() && !self.goal.contains('=') {
+            return Err(ConfigError::invalid(
+                "analytics.goal",
+                "must be `param=value`, e.g. \"event=signup\"",
+            ));
+        }
+        if !self.goal.is_empty() && self.ab_param.is_empty() {
+            return Err(ConfigError::invalid(
+                "analytics.goal",
+                "needs analytics.ab_param (the variant the goal is counted for)",
+            ));
+        }
+        if self.queue_batches == 0 {
+            return Err(ConfigError::invalid(
+                "analytics.queue_batches",
+                "must be > 0",
+            ));
+        }
+        if self.second_retention.as_secs() < 60 || self.minute_retention.as_secs() < 3600 {
+            return Err(ConfigError::invalid(
+                "analytics.second_retention",
+                "second_retention must be at least 1m and minute_retention at least 1h (what top and the dashboard show)",
+            ));
+        }
+        Ok(())
+    }
+
     /// The goal split into its parameter and value (`event=signup` → ("event", "signup")).
     pub fn goal_pair(&self) -> Option<(&str, &str)> {
         if self.goal.is_empty() {
@@ -126,4 +162,30 @@ pub fn start_analytics(config: &crate::config::Config) -> Result<Analytics, redi
         tap: Some(tap),
         router: dashboard::router(state),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    fn load(toml: &str) -> Result<Config, crate::config::ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, toml).unwrap();
+        Config::load(Some(&path), &[])
+    }
+
+    #[test]
+    fn analytics_section_parses_and_is_checked() {
+        let c = load(
+            "[analytics]\nparams = [\"utm_source\", \"variant\"]\nvisitor = \"uid\"\nab_param = \"variant\"\ngoal = \"event=signup\"\nsecond_retention = \"3h\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.analytics.params, ["utm_source", "variant"]);
+        assert_eq!(c.analytics.goal_pair(), Some(("event", "signup")));
+        assert_eq!(c.analytics.second_retention.as_secs(), 3 * 3600);
+        assert!(load("[analytics]\ngoal = \"signup\"\nab_param = \"v\"\n").is_err());
+        assert!(load("[analytics]\ngoal = \"e=s\"\n").is_err());
+        assert!(load("[analytics]\nparam = [\"typo\"]\n").is_err());
+    }
 }

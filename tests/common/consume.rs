@@ -90,10 +90,14 @@ impl Tail {
             .args(["-TERM", &self.child.id().to_string()])
             .status();
         let mut status = None;
-        wait_until("tail to exit after SIGTERM", Duration::from_secs(10), || {
-            status = self.child.try_wait().ok().flatten();
-            status.is_some()
-        });
+        wait_until(
+            "tail to exit after SIGTERM",
+            Duration::from_secs(10),
+            || {
+                status = self.child.try_wait().ok().flatten();
+                status.is_some()
+            },
+        );
         status.expect("exited")
     }
 }
@@ -148,9 +152,9 @@ pub fn traffic(n: usize, visitors: usize, goal_every: usize) -> Vec<String> {
     (0..n)
         .map(|i| {
             let uid = (i * 7919) % visitors;
-            let variant = if uid % 2 == 0 { "A" } else { "B" };
+            let variant = if uid.is_multiple_of(2) { "A" } else { "B" };
             let mut q = format!("utm_source={}&variant={variant}&uid=u{uid}", sources[i % 3]);
-            if i % goal_every == 0 {
+            if i.is_multiple_of(goal_every) {
                 q.push_str("&event=signup");
             }
             q
