@@ -90,65 +90,112 @@ fn numbers(lines: &[String]) -> Vec<usize> {
         .collect()
 }
 
-#[test]
-fn reliable_consumer_killed_and_restarted_loses_nothing() {
-    const N: usize = 100_000;
-    const FETCH: usize = 200;
+/// Runs a reliable consumer over `n` events, kills it with SIGKILL once `output` shows
+/// `kill_after` lines, restarts it with the same name and returns (the lines output,
+/// events that were in flight at the kill, the restarted consumer's stderr).
+/// `shared_output`: both runs append to one file (`--exec`), not each to its stdout.
+fn kill_and_restart(
+    n: usize,
+    shared_output: bool,
+    kill_after: usize,
+    args: &[&str],
+    output: &dyn Fn(&Tail) -> Vec<String>,
+) -> (Vec<String>, usize, String) {
     let redis = Redis::start();
     let dir = tempfile::tempdir().unwrap();
-    push(&redis, "pixel", &records(N));
-    let fetch = FETCH.to_string();
-    let args = ["--reliable", "--consumer", "one", "--fetch", fetch.as_str()];
+    push(&redis, "pixel", &records(n));
+    let mut args = args.to_vec();
+    args.extend(["--reliable", "--consumer", "one"]);
     let mut first = Tail::start(&redis.url(), dir.path(), "first", &args);
     wait_until(
-        "the first consumer to print some events",
+        "the first consumer to handle some events",
         Duration::from_secs(20),
-        || first.lines().len() >= 1000,
+        || output(&first).len() >= kill_after,
     );
     first.kill9();
-    let before = first.lines();
+    let killed_at = output(&first).len();
     assert!(
-        before.len() < N,
-        "killed mid-stream (raise N if this machine is fast)"
+        killed_at < n,
+        "killed mid-stream (raise n if this machine is fast)"
     );
-    let left_in_flight = redis.llen("pixel:processing:one");
+    let in_flight = redis.llen("pixel:processing:one");
 
     let mut second = Tail::start(&redis.url(), dir.path(), "second", &args);
     wait_until(
         "the list and the processing list to drain",
-        Duration::from_secs(30),
+        Duration::from_secs(60),
         || redis.llen("pixel") == 0 && redis.llen("pixel:processing:one") == 0,
     );
     assert_eq!(second.terminate().code(), Some(0));
+    let mut lines = output(&second);
+    if !shared_output {
+        lines = [output(&first), lines].concat();
+    }
     // A killed process may have left a partial last line: only whole lines count.
-    let complete = |lines: Vec<String>| -> Vec<String> {
-        lines.into_iter().filter(|l| l.ends_with("&v=x")).collect()
-    };
-    let mut all = numbers(&complete(before.clone()));
-    let after = numbers(&complete(second.lines()));
-    all.extend(&after);
-    let seen: HashSet<usize> = all.iter().copied().collect();
-    assert_eq!(seen.len(), N, "every event delivered at least once");
-    let duplicates = all.len() - N;
+    lines.retain(|l| l.ends_with("&v=x") || l.ends_with("\"v\":\"x\"}}"));
     eprintln!(
-        "killed after {} lines; {left_in_flight} in flight; {duplicates} re-delivered twice",
-        before.len()
+        "killed after {killed_at}; {in_flight} in flight; {} lines in all",
+        lines.len()
     );
-    // Exactly once except the batch in flight at the kill: it was printed (or partly
-    // printed) but not acknowledged, so the restart re-delivers it.
+    (lines, in_flight, second.stderr())
+}
+
+/// Every event at least once; duplicates only from the batch in flight at the kill.
+fn check_redelivery(n: usize, numbers: Vec<usize>, in_flight: usize) {
+    let seen: HashSet<usize> = numbers.iter().copied().collect();
+    assert_eq!(seen.len(), n, "every event delivered at least once");
+    let duplicates = numbers.len() - n;
     assert!(
-        duplicates <= left_in_flight,
-        "{duplicates} duplicates, {left_in_flight} events were in flight"
+        duplicates <= in_flight,
+        "{duplicates} duplicates but only {in_flight} events were in flight"
     );
-    assert!(left_in_flight <= FETCH);
-    // Order: the restarted consumer starts with what the killed one had in flight.
-    let resumed_at = after[0];
-    assert!(
-        after.windows(2).all(|w| w[0] < w[1]),
-        "in order, oldest first"
+}
+
+#[test]
+fn reliable_consumer_killed_and_restarted_loses_nothing() {
+    // Printing: the kill lands anywhere, often between batches (nothing in flight).
+    const N: usize = 100_000;
+    let (lines, in_flight, _) =
+        kill_and_restart(N, false, 1000, &["--fetch", "200"], &|t| t.lines());
+    assert!(in_flight <= 200);
+    let got = numbers(&lines);
+    check_redelivery(N, got.clone(), in_flight);
+    if in_flight == 0 {
+        assert_eq!(got, (0..N).collect::<Vec<_>>(), "exactly once, in order");
+    }
+}
+
+#[test]
+fn reliable_exec_killed_mid_batch_redelivers_the_unfinished_batch() {
+    // A command per 5 events, 50 events a fetch: the kill lands inside a batch.
+    const N: usize = 400;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("handled");
+    let command = format!("cat >> {}", out.display());
+    let read = |_: &Tail| -> Vec<String> {
+        std::fs::read_to_string(&out)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    };
+    let (lines, in_flight, stderr) = kill_and_restart(
+        N,
+        true,
+        60,
+        &["--exec", &command, "--batch", "5", "--fetch", "50"],
+        &read,
     );
-    assert!(resumed_at <= *numbers(&complete(before)).last().unwrap() + 1);
-    assert!(second.stderr().contains("re-delivering") || duplicates == 0);
+    assert!(in_flight > 0 && in_flight <= 50, "{in_flight} in flight");
+    assert!(stderr.contains("re-delivering"), "{stderr}");
+    let got: Vec<usize> = lines
+        .iter()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["fields"]["n"].as_str().unwrap().parse().unwrap()
+        })
+        .collect();
+    check_redelivery(N, got, in_flight);
 }
 
 #[test]
