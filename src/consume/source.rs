@@ -259,7 +259,7 @@ impl Source {
 
     fn down(&mut self, e: &RedisError) {
         if !self.said_down {
-            tracing::warn!(error = %e, key = %self.key, "lost the connection to Redis; reconnecting");
+            tracing::warn!(error = %e, key = %self.key, "cannot reach Redis; retrying until it is back");
             self.said_down = true;
         }
     }
