@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod consume;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_pixelpipe");
 
 /// A program the tests need, or a failure that says how to install it.
@@ -72,16 +74,12 @@ impl Redis {
             .expect("starting redis-server");
         self.child = Some(child);
         let port = self.port;
-        wait_until(
-            "redis-server to answer PING",
-            Duration::from_secs(10),
-            || {
-                redis::Client::open(format!("redis://127.0.0.1:{port}"))
-                    .and_then(|c| c.get_connection())
-                    .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
-                    .is_ok()
-            },
-        );
+        wait_until("redis-server to answer PING", Duration::from_secs(10), || {
+            redis::Client::open(format!("redis://127.0.0.1:{port}"))
+                .and_then(|c| c.get_connection())
+                .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
+                .is_ok()
+        });
     }
 
     pub fn url(&self) -> String {
@@ -107,10 +105,7 @@ impl Redis {
     }
 
     pub fn llen(&self, key: &str) -> usize {
-        redis::cmd("LLEN")
-            .arg(key)
-            .query(&mut self.conn())
-            .expect("LLEN")
+        redis::cmd("LLEN").arg(key).query(&mut self.conn()).expect("LLEN")
     }
 
     /// Stops the server (its data is gone: no persistence).
@@ -201,10 +196,7 @@ impl Pixelpipe {
             }
             if start.elapsed() > timeout {
                 self.kill9();
-                panic!(
-                    "pixelpipe did not exit within {timeout:?} of SIGTERM:\n{}",
-                    self.stderr()
-                );
+                panic!("pixelpipe did not exit within {timeout:?} of SIGTERM:\n{}", self.stderr());
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -212,9 +204,7 @@ impl Pixelpipe {
 
     /// A counter or gauge from `/metrics` (the sum over its label sets matching `labels`).
     pub fn metric(&self, name: &str, labels: &str) -> f64 {
-        let body = http_get(self.admin, "/metrics")
-            .map(|r| r.body)
-            .unwrap_or_default();
+        let body = http_get(self.admin, "/metrics").map(|r| r.body).unwrap_or_default();
         String::from_utf8_lossy(&body)
             .lines()
             .filter(|l| l.starts_with(name) && !l.starts_with('#'))
@@ -279,10 +269,7 @@ pub fn read_response(reader: &mut impl BufRead, head_only: bool) -> Option<Respo
         head,
         body: Vec::new(),
     };
-    let len: usize = r
-        .header("content-length")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
+    let len: usize = r.header("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
     if !head_only {
         r.body = vec![0; len];
         reader.read_exact(&mut r.body).ok()?;
@@ -294,4 +281,3 @@ pub fn http_get(addr: SocketAddr, target: &str) -> Option<Response> {
     let req = format!("GET {target} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
     raw_request(addr, req.as_bytes(), false)
 }
-pub mod consume;
