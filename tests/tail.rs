@@ -76,6 +76,14 @@ fn count_stops_and_leaves_the_rest() {
     assert_eq!(lines[0], "1700000000.000 n=0&v=x");
     assert_eq!(lines[1233], "1700000000.233 n=1233&v=x");
     assert_eq!(redis.llen("pixel"), 2500 - 1234);
+
+    // Inspection pages through the list (7 a round trip here), oldest first.
+    let peek = tail(&redis, &["--no-remove", "--fetch", "7"]);
+    let lines: Vec<&str> = std::str::from_utf8(&peek.stdout).unwrap().lines().collect();
+    assert_eq!(lines.len(), 2500 - 1234);
+    assert_eq!(lines[0], "1700000000.234 n=1234&v=x");
+    assert_eq!(lines[lines.len() - 1], "1700000000.499 n=2499&v=x");
+    assert_eq!(redis.llen("pixel"), 2500 - 1234);
 }
 
 /// Numbers `n=` of the events in `lines` (text output).
