@@ -346,11 +346,7 @@ fn survives_a_redis_restart_and_long_idle_blocks() {
         Duration::from_secs(10),
         || t.lines().len() == 1,
     );
-    assert!(
-        !t.stderr().contains("cannot reach Redis"),
-        "{}",
-        t.stderr()
-    );
+    assert!(!t.stderr().contains("cannot reach Redis"), "{}", t.stderr());
 
     redis.restart();
     push(&redis, "pixel", &["2.000,after=1".to_string()]);
@@ -361,11 +357,7 @@ fn survives_a_redis_restart_and_long_idle_blocks() {
     );
     assert_eq!(t.lines(), vec!["1.000 before=1", "2.000 after=1"]);
     let stderr = t.stderr();
-    assert_eq!(
-        stderr.matches("cannot reach Redis").count(),
-        1,
-        "{stderr}"
-    );
+    assert_eq!(stderr.matches("cannot reach Redis").count(), 1, "{stderr}");
     assert_eq!(
         stderr.matches("reconnected to Redis").count(),
         1,
