@@ -51,6 +51,10 @@ enum Command {
     Serve(ServeArgs),
     /// Print the local log, one record a line (the access log it doubles as).
     Log(LogArgs),
+    /// Consume the events from Redis and print them, or feed them to a command (replaces the seed's BRPOP script).
+    Tail(pixelpipe::consume::tail::TailArgs),
+    /// Live terminal view of the analytics.
+    Top(pixelpipe::consume::top::TopArgs),
 }
 
 #[derive(Args)]
@@ -120,6 +124,10 @@ fn main() -> anyhow::Result<()> {
             )
             .context("printing the local log")
         }
+        Command::Tail(args) => pixelpipe::consume::tail::run(&config, &args)
+            .map(|_| ())
+            .context("tail"),
+        Command::Top(args) => pixelpipe::consume::top::run(&config, &args).context("top"),
     }
 }
 
@@ -133,7 +141,8 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     let prometheus = pixelpipe::metrics::install();
-    let pipeline = Pipeline::start(&config, None)?;
+    let analytics = pixelpipe::consume::start_analytics(&config)?;
+    let pipeline = Pipeline::start(&config, analytics.tap)?;
     let (stop, stopped) = watch::channel(false);
     let server = HttpServer::start(&config.http, pipeline.log.clone(), stopped.clone())?;
     let admin_state = AdminState {
@@ -142,7 +151,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         prometheus,
         ready_backlog_bytes: config.ship.ready_backlog_bytes,
     };
-    let admin_addr = admin::serve(config.admin_listen, admin::router(admin_state), stopped)
+    let router = admin::router(admin_state).merge(analytics.router);
+    let admin_addr = admin::serve(config.admin_listen, router, stopped)
         .await
         .with_context(|| format!("cannot listen on {} (admin)", config.admin_listen))?;
     tracing::info!(

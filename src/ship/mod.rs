@@ -163,7 +163,9 @@ impl Shipper {
                     if redis_pos == batch.end {
                         if let Some(tap) = &self.tap {
                             // Analytics must never hold up shipping: a full tap drops the batch.
-                            let _ = tap.try_send(Arc::new(batch));
+                            if tap.try_send(Arc::new(batch)).is_err() {
+                                metrics::counter!("pixelpipe_analytics_dropped_batches_total", "reason" => "queue_full").increment(1);
+                            }
                         }
                     }
                 }

@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod consume;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_pixelpipe");
 
 /// A program the tests need, or a failure that says how to install it.

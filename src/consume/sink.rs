@@ -1,0 +1,164 @@
+//! Where `tail` puts events: standard output (the seed's text, or JSON lines), or the
+//! standard input of a command (`--exec`), retried with backoff, given up on into the
+//! dead-letter list, never dropped silently.
+
+use std::io::{BufWriter, Write};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use super::record::Record;
+use super::ConsumeError;
+
+/// How a batch went: how many of its oldest events were handled (all of them unless
+/// stopped), and which of those were given up on.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub handled: usize,
+    pub dead: Vec<Vec<u8>>,
+}
+
+pub enum Sink {
+    Print {
+        out: BufWriter<std::io::Stdout>,
+        json: bool,
+        buf: Vec<u8>,
+    },
+    Exec(Exec),
+}
+
+pub struct Exec {
+    pub command: String,
+    /// Events per run of the command.
+    pub batch: usize,
+    /// Runs after the first that failed, before giving up.
+    pub retries: u32,
+    /// Wait before the first retry; doubles each time, at most 30 s.
+    pub backoff: Duration,
+}
+
+impl Sink {
+    pub fn print(json: bool) -> Sink {
+        Sink::Print {
+            out: BufWriter::with_capacity(256 * 1024, std::io::stdout()),
+            json,
+            buf: Vec::with_capacity(256 * 1024),
+        }
+    }
+
+    /// Handles `events` (oldest first). Returns once what it reports as handled is out of
+    /// our hands (written and flushed, or the command exited).
+    pub fn handle(
+        &mut self,
+        events: &[Vec<u8>],
+        malformed: &mut u64,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Outcome, ConsumeError> {
+        match self {
+            Sink::Print { out, json, buf } => {
+                for e in events {
+                    let r = Record::parse(e);
+                    if !r.well_formed {
+                        note_malformed(malformed, e);
+                    }
+                    if *json {
+                        buf.clear();
+                        r.write_json(buf);
+                        out.write_all(buf).map_err(ConsumeError::Output)?;
+                    } else {
+                        r.write_text(out).map_err(ConsumeError::Output)?;
+                    }
+                }
+                out.flush().map_err(ConsumeError::Output)?;
+                Ok(Outcome {
+                    handled: events.len(),
+                    dead: Vec::new(),
+                })
+            }
+            Sink::Exec(exec) => {
+                let mut outcome = Outcome::default();
+                for group in events.chunks(exec.batch.max(1)) {
+                    let mut input = Vec::new();
+                    for e in group {
+                        let r = Record::parse(e);
+                        if !r.well_formed {
+                            note_malformed(malformed, e);
+                        }
+                        r.write_json(&mut input);
+                    }
+                    match exec.run_with_retries(&input, stop)? {
+                        Some(true) => {}
+                        Some(false) => outcome.dead.extend(group.iter().cloned()),
+                        // Stopped mid-way: what is not handled stays in Redis (reliable mode).
+                        None => return Ok(outcome),
+                    }
+                    outcome.handled += group.len();
+                }
+                Ok(outcome)
+            }
+        }
+    }
+}
+
+impl Exec {
+    /// `Some(true)` once a run exits 0, `Some(false)` when every try failed, `None` when
+    /// stopped before either.
+    fn run_with_retries(
+        &self,
+        input: &[u8],
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Option<bool>, ConsumeError> {
+        let mut wait = self.backoff;
+        for attempt in 0..=self.retries {
+            if attempt > 0 {
+                std::thread::sleep(wait);
+                wait = (wait * 2).min(Duration::from_secs(30));
+            }
+            if stop() {
+                return Ok(None);
+            }
+            let status = self.run(input)?;
+            if status.success() {
+                return Ok(Some(true));
+            }
+            if stop() {
+                return Ok(None);
+            }
+            let left = self.retries - attempt;
+            if left > 0 {
+                tracing::warn!(command = %self.command, %status, retries_left = left, "command failed; retrying");
+            } else {
+                tracing::error!(command = %self.command, %status, "command failed on every try; moving its events to the dead-letter list");
+            }
+        }
+        Ok(Some(false))
+    }
+
+    fn run(&self, input: &[u8]) -> Result<std::process::ExitStatus, ConsumeError> {
+        let err = |source| ConsumeError::Exec {
+            command: self.command.clone(),
+            source,
+        };
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(&self.command)
+            .stdin(Stdio::piped())
+            .spawn()
+            .map_err(err)?;
+        if let Some(mut stdin) = child.stdin.take() {
+            // A command that exits without reading all of its input is judged by its
+            // exit status alone, so a broken pipe here is not an error.
+            let _ = stdin.write_all(input);
+        }
+        child.wait().map_err(err)
+    }
+}
+
+fn note_malformed(count: &mut u64, record: &[u8]) {
+    if *count == 0 {
+        tracing::warn!(
+            record = %String::from_utf8_lossy(record),
+            "malformed record (no `timestamp,` prefix); passed on as it is (counted, reported at exit)"
+        );
+    }
+    *count += 1;
+}

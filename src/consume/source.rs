@@ -1,0 +1,270 @@
+//! Where `tail` gets its events: popped (the seed's way), moved to a per-consumer
+//! processing list (reliable), or only looked at (`--no-remove`).
+//!
+//! Throughput comes from batching: while the list has events one round trip fetches up to
+//! a batch (`RPOP key N`, or a script that moves N atomically); only when it is empty does
+//! the source block (`BRPOP`/`BLMOVE`). The blocking calls run on a connection whose read
+//! timeout is longer than the block time, so a quiet list is never mistaken for a dead
+//! Redis. A lost connection is re-established (said once, and once when it is back).
+
+use std::time::Duration;
+
+use redis::{Client, Connection, RedisError, Script};
+
+use super::ConsumeError;
+
+/// How long one blocking read waits before the loop looks at its stop flag again.
+pub const BLOCK: Duration = Duration::from_secs(1);
+/// Slack on top of [`BLOCK`] before a silent connection counts as dead.
+const READ_SLACK: Duration = Duration::from_secs(10);
+
+/// Moves up to ARGV[1] of the oldest events of KEYS[1] to the head of KEYS[2], atomically,
+/// and returns them oldest first (the processing list keeps the oldest at its tail).
+const MOVE: &str = r#"
+local v = redis.call('RPOP', KEYS[1], ARGV[1])
+if v then redis.call('LPUSH', KEYS[2], unpack(v)) end
+return v
+"#;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    /// `RPOP`/`BRPOP`: an event is gone from Redis once fetched (the seed's semantics).
+    Pop,
+    /// Events move to `processing` and leave it only once handled.
+    Reliable { processing: String },
+    /// `LRANGE` from the oldest end: nothing is removed; ends at the list's head.
+    Peek,
+}
+
+pub struct Source {
+    client: Client,
+    conn: Option<Connection>,
+    key: String,
+    mode: Mode,
+    script: Script,
+    /// Reliable mode: the processing list may hold events we have not handled (at start,
+    /// and after a reconnect, when a move's reply may have been lost).
+    recover: bool,
+    /// Peek mode: how many of the oldest events were already returned.
+    peeked: usize,
+    said_down: bool,
+    stop: Box<dyn Fn() -> bool>,
+}
+
+impl Source {
+    pub fn new(client: Client, key: String, mode: Mode, stop: Box<dyn Fn() -> bool>) -> Source {
+        Source {
+            client,
+            conn: None,
+            key,
+            recover: matches!(mode, Mode::Reliable { .. }),
+            mode,
+            script: Script::new(MOVE),
+            peeked: 0,
+            said_down: false,
+            stop,
+        }
+    }
+
+    /// Up to `max` events, oldest first. Empty when a blocking read timed out (call
+    /// again); `None` at the end (peek mode) or when stopped.
+    pub fn fetch(&mut self, max: usize) -> Result<Option<Vec<Vec<u8>>>, ConsumeError> {
+        let max = max.max(1);
+        if !self.ensure_connected()? {
+            return Ok(None);
+        }
+        if self.recover {
+            if let Mode::Reliable { processing } = &self.mode {
+                let processing = processing.clone();
+                let mut pending: Vec<Vec<u8>> = match self.with_conn(false, |c| {
+                    redis::cmd("LRANGE")
+                        .arg(&processing)
+                        .arg(0)
+                        .arg(-1)
+                        .query(c)
+                })? {
+                    Some(v) => v,
+                    None => return Ok(Some(Vec::new())),
+                };
+                self.recover = false;
+                if !pending.is_empty() {
+                    pending.reverse();
+                    tracing::info!(
+                        events = pending.len(),
+                        processing = %processing,
+                        "re-delivering events a previous run took but did not finish"
+                    );
+                    // Handled (and acknowledged) as one batch, however large `max` is.
+                    return Ok(Some(pending));
+                }
+            }
+        }
+        let key = self.key.clone();
+        let got = match self.mode.clone() {
+            Mode::Pop => self.with_conn(true, |c| {
+                let v: Option<Vec<Vec<u8>>> = redis::cmd("RPOP").arg(&key).arg(max).query(c)?;
+                match v {
+                    Some(v) if !v.is_empty() => Ok(v),
+                    _ => {
+                        let one: Option<(Vec<u8>, Vec<u8>)> = redis::cmd("BRPOP")
+                            .arg(&key)
+                            .arg(BLOCK.as_secs_f64())
+                            .query(c)?;
+                        Ok(one.map(|(_, v)| vec![v]).unwrap_or_default())
+                    }
+                }
+            })?,
+            Mode::Reliable { processing } => {
+                let script = self.script.clone();
+                // Not retried: a lost reply leaves the events in the processing list,
+                // which the next fetch recovers first.
+                self.with_conn(false, |c| {
+                    let v: Option<Vec<Vec<u8>>> =
+                        script.key(&key).key(&processing).arg(max).invoke(c)?;
+                    match v {
+                        Some(v) if !v.is_empty() => Ok(v),
+                        _ => {
+                            let one: Option<Vec<u8>> = redis::cmd("BLMOVE")
+                                .arg(&key)
+                                .arg(&processing)
+                                .arg("RIGHT")
+                                .arg("LEFT")
+                                .arg(BLOCK.as_secs_f64())
+                                .query(c)?;
+                            Ok(one.into_iter().collect())
+                        }
+                    }
+                })?
+            }
+            Mode::Peek => {
+                let from = -((self.peeked + max) as i64);
+                let to = -(self.peeked as i64) - 1;
+                let got: Option<Vec<Vec<u8>>> = self.with_conn(true, |c| {
+                    redis::cmd("LRANGE").arg(&key).arg(from).arg(to).query(c)
+                })?;
+                let Some(mut v) = got else { return Ok(None) };
+                if v.is_empty() {
+                    return Ok(None);
+                }
+                v.reverse();
+                self.peeked += v.len();
+                Some(v)
+            }
+        };
+        if (self.stop)() && got.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(got.unwrap_or_default()))
+    }
+
+    /// The oldest `n` events handed out are done: drop them from the processing list
+    /// and push `dead` (events given up on, oldest first) to the dead-letter list, in
+    /// one transaction.
+    pub fn ack(
+        &mut self,
+        n: usize,
+        dead: &[Vec<u8>],
+        dead_letter: &str,
+    ) -> Result<(), ConsumeError> {
+        let processing = match &self.mode {
+            Mode::Reliable { processing } => Some(processing.clone()),
+            _ => None,
+        };
+        if n == 0 || (processing.is_none() && dead.is_empty()) {
+            return Ok(());
+        }
+        let dead_letter = dead_letter.to_owned();
+        // Retried after a reconnect: trimming an already trimmed list is harmless, and a
+        // dead letter pushed twice is better than one lost.
+        self.with_conn(true, |c| {
+            let mut p = redis::pipe();
+            p.atomic();
+            if !dead.is_empty() {
+                p.cmd("LPUSH").arg(&dead_letter).arg(dead).ignore();
+            }
+            if let Some(processing) = &processing {
+                // The oldest events sit at the tail: keep everything before them.
+                p.ltrim(processing, 0, -(n as isize) - 1).ignore();
+            }
+            p.query::<()>(c)
+        })?;
+        Ok(())
+    }
+
+    /// Connects if need be, retrying with backoff (said once) while Redis is away.
+    /// False when stopped meanwhile.
+    fn ensure_connected(&mut self) -> Result<bool, ConsumeError> {
+        let mut backoff = Duration::from_millis(50);
+        while self.conn.is_none() {
+            match self.connect() {
+                Ok(c) => {
+                    self.conn = Some(c);
+                    if self.said_down {
+                        tracing::info!(key = %self.key, "reconnected to Redis; continuing");
+                        self.said_down = false;
+                    }
+                    // A move whose reply was lost left its events in the processing list.
+                    if matches!(self.mode, Mode::Reliable { .. }) {
+                        self.recover = true;
+                    }
+                }
+                Err(e) if is_connection_error(&e) => {
+                    self.down(&e);
+                    if (self.stop)() {
+                        return Ok(false);
+                    }
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(true)
+    }
+
+    /// Runs `op` on a working connection. When the connection fails, `retry` says whether
+    /// to run `op` again once reconnected; `None` when it was not run again (or stopped).
+    fn with_conn<T>(
+        &mut self,
+        retry: bool,
+        mut op: impl FnMut(&mut Connection) -> Result<T, RedisError>,
+    ) -> Result<Option<T>, ConsumeError> {
+        loop {
+            if !self.ensure_connected()? {
+                return Ok(None);
+            }
+            let conn = self.conn.as_mut().expect("connected above");
+            match op(conn) {
+                Ok(v) => return Ok(Some(v)),
+                Err(e) if is_connection_error(&e) => {
+                    self.conn = None;
+                    self.down(&e);
+                    if !retry || (self.stop)() {
+                        return Ok(None);
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    fn connect(&self) -> Result<Connection, RedisError> {
+        let conn = self
+            .client
+            .get_connection_with_timeout(Duration::from_secs(5))?;
+        conn.set_read_timeout(Some(BLOCK + READ_SLACK))?;
+        conn.set_write_timeout(Some(READ_SLACK))?;
+        Ok(conn)
+    }
+
+    fn down(&mut self, e: &RedisError) {
+        if !self.said_down {
+            tracing::warn!(error = %e, key = %self.key, "cannot reach Redis; retrying until it is back");
+            self.said_down = true;
+        }
+    }
+}
+
+fn is_connection_error(e: &RedisError) -> bool {
+    e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_timeout()
+}

@@ -1,0 +1,146 @@
+//! `pixelpipe tail`: the seed's consumer (`BRPOP pixel`, print `timestamp args`), batched
+//! for speed, with a reliable mode, `--exec` and a dead-letter list.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::sink::{Exec, Sink};
+use super::source::{Mode, Source};
+use super::ConsumeError;
+use crate::config::Config;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct TailArgs {
+    /// The Redis list to read (default: the `http.key` of the configuration, "pixel").
+    #[arg(long)]
+    pub key: Option<String>,
+    /// One JSON object a line: {"timestamp":…,"fields":{…}} (repeated keys → arrays).
+    #[arg(long)]
+    pub json: bool,
+    /// Stop after this many events.
+    #[arg(long)]
+    pub count: Option<u64>,
+    /// Only look: print the events in the list, oldest first, without removing them, then exit.
+    #[arg(long, conflicts_with_all = ["reliable", "exec"])]
+    pub no_remove: bool,
+    /// Move events to this consumer's processing list and remove them only once handled:
+    /// a consumer killed and restarted re-delivers what it had not finished.
+    #[arg(long)]
+    pub reliable: bool,
+    /// This consumer's name (its processing list is `{key}:processing:{name}`). Each of
+    /// several consumers of one key needs its own; a restart must reuse it.
+    #[arg(long, default_value_t = default_consumer())]
+    pub consumer: String,
+    /// Feed events to this shell command's stdin as JSON lines; an event is done only
+    /// once the command exits 0.
+    #[arg(long)]
+    pub exec: Option<String>,
+    /// Events per run of the `--exec` command.
+    #[arg(long, default_value_t = 1, requires = "exec")]
+    pub batch: usize,
+    /// Retries of a failed `--exec` run before its events go to the dead-letter list.
+    #[arg(long, default_value_t = 3)]
+    pub retries: u32,
+    /// Wait before the first retry (doubles each time), e.g. 200ms, 1s.
+    #[arg(long, default_value = "200ms", value_parser = humantime::parse_duration)]
+    pub retry_backoff: Duration,
+    /// Where events go that `--exec` failed on every try (default `{key}:dead`). They keep
+    /// their format: `pixelpipe tail --key {key}:dead` reads them again.
+    #[arg(long)]
+    pub dead_letter: Option<String>,
+    /// Most events fetched in one round trip.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=5000))]
+    pub fetch: u64,
+}
+
+fn default_consumer() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "default".into())
+}
+
+/// What a finished `tail` did.
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub events: u64,
+    pub malformed: u64,
+    pub dead: u64,
+}
+
+pub fn run(config: &Config, args: &TailArgs) -> Result<Summary, ConsumeError> {
+    let key = args.key.clone().unwrap_or_else(|| config.http.key.clone());
+    let client = redis::Client::open(config.redis.as_str())?;
+    let stop_flag = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, stop_flag.clone()).map_err(ConsumeError::Output)?;
+    }
+    let stopped = {
+        let f = stop_flag.clone();
+        move || f.load(Ordering::Relaxed)
+    };
+    let mode = if args.no_remove {
+        Mode::Peek
+    } else if args.reliable {
+        Mode::Reliable {
+            processing: format!("{key}:processing:{}", args.consumer),
+        }
+    } else {
+        Mode::Pop
+    };
+    let mut source = Source::new(client, key.clone(), mode, Box::new(stopped.clone()));
+    let mut sink = match &args.exec {
+        Some(command) => Sink::Exec(Exec {
+            command: command.clone(),
+            batch: args.batch,
+            retries: args.retries,
+            backoff: args.retry_backoff,
+        }),
+        None => Sink::print(args.json),
+    };
+    let dead_letter = args
+        .dead_letter
+        .clone()
+        .unwrap_or_else(|| format!("{key}:dead"));
+    let mut summary = Summary::default();
+    let result = (|| loop {
+        let want = match args.count {
+            Some(n) if summary.events >= n => return Ok(()),
+            Some(n) => (n - summary.events).min(args.fetch),
+            None => args.fetch,
+        };
+        if stopped() {
+            return Ok(());
+        }
+        let Some(events) = source.fetch(want as usize)? else {
+            return Ok(());
+        };
+        if events.is_empty() {
+            continue;
+        }
+        let outcome = sink.handle(&events, &mut summary.malformed, &stopped)?;
+        source.ack(outcome.handled, &outcome.dead, &dead_letter)?;
+        summary.events += outcome.handled as u64;
+        summary.dead += outcome.dead.len() as u64;
+        if outcome.handled < events.len() {
+            return Ok(());
+        }
+    })();
+    if summary.malformed > 0 {
+        tracing::warn!(
+            malformed = summary.malformed,
+            "malformed records passed on as they were"
+        );
+    }
+    if summary.dead > 0 {
+        tracing::warn!(dead = summary.dead, dead_letter = %dead_letter, "events moved to the dead-letter list");
+    }
+    match result {
+        // `tail | head`: the reader is gone, which is how such a pipeline ends.
+        Err(ConsumeError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(summary),
+        Err(e) => Err(e),
+        Ok(()) => Ok(summary),
+    }
+}
