@@ -255,6 +255,7 @@ impl Config {
             .map_err(|e| ConfigError::invalid("redis", e.to_string()))?;
         crate::template::http::compile(&self.http.format)
             .map_err(|e| ConfigError::invalid("http.format", e.to_string()))?;
+        self.relay.validate()?;
         Ok(())
     }
 }
