@@ -306,6 +306,7 @@ mod tests {
     use super::*;
 
     fn relay(toml: &str) -> Result<RelayConfig, String> {
+        use figment::providers::Format;
         let c: RelayConfig = figment::Figment::new()
             .merge(figment::providers::Serialized::defaults(RelayConfig::default()))
             .merge(figment::providers::Toml::string(toml))

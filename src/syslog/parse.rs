@@ -151,15 +151,17 @@ fn split_pri(raw: &[u8]) -> Option<(u16, &[u8])> {
     (pri <= 191).then_some((pri, &rest[close + 1..]))
 }
 
-/// The year (last, this or next) that puts the month/day nearest to `now`.
+/// The year of an RFC 3164 date: the latest that does not put it more than a month in the
+/// future (clocks drift, but logs come from the past). So a `Dec 31` message received on
+/// Jan 1 is from the old year, and a `Jan 1` one received on Dec 31 from the new one.
 fn nearest_year(date: IncompleteDate, now: DateTime<Local>) -> i32 {
     let (month, day, ..) = date;
     let today = now.date_naive();
     let y = now.year();
-    [y, y - 1, y + 1]
+    [y + 1, y, y - 1]
         .into_iter()
         .filter_map(|year| Some((year, NaiveDate::from_ymd_opt(year, month, day)?)))
-        .min_by_key(|(_, d)| (*d - today).num_days().abs())
+        .find(|(_, d)| (*d - today).num_days() <= 31)
         .map_or(y, |(year, _)| year)
 }
 
@@ -258,8 +260,8 @@ mod tests {
         let dec31 = at(2026, 12, 31);
         assert_eq!(nearest_year((1, 1, 0, 0, 1), dec31), 2027);
         assert_eq!(nearest_year((6, 1, 0, 0, 0), dec31), 2026);
-        // Feb 29 exists only in 2028 around 2027.
-        assert_eq!(nearest_year((2, 29, 0, 0, 0), at(2027, 3, 1)), 2028);
+        // Feb 29 only exists in leap years.
+        assert_eq!(nearest_year((2, 29, 0, 0, 0), at(2028, 3, 1)), 2028);
     }
 
     proptest::proptest! {
