@@ -97,8 +97,23 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             SourceConfig::Tcp(t) => Bound::Tcp(tcp::bind(t)?, t.clone()),
         });
     }
-    let pipeline = Pipeline::start(&config, None)?;
+    let pipeline = Pipeline::start(&config, None).inspect_err(|_| remove_socket_files(&bound))?;
     let (stop, stopped) = watch::channel(false);
+    let admin_state = AdminState {
+        log: pipeline.log.clone(),
+        shipper: pipeline.status.clone(),
+        prometheus,
+        ready_backlog_bytes: config.ship.ready_backlog_bytes,
+    };
+    let admin_addr = admin::serve(config.admin_listen, admin::router(admin_state), stopped.clone())
+        .await
+        .map_err(|source| {
+            remove_socket_files(&bound);
+            RelayError::Admin {
+                address: config.admin_listen,
+                source,
+            }
+        })?;
     let local_host = local_hostname();
     let mut threads = Vec::new();
     let mut socket_files = Vec::new();
@@ -159,18 +174,6 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             while tasks.join_next().await.is_some() {}
         })?);
     }
-    let admin_state = AdminState {
-        log: pipeline.log.clone(),
-        shipper: pipeline.status.clone(),
-        prometheus,
-        ready_backlog_bytes: config.ship.ready_backlog_bytes,
-    };
-    let admin_addr = admin::serve(config.admin_listen, admin::router(admin_state), stopped)
-        .await
-        .map_err(|source| RelayError::Admin {
-            address: config.admin_listen,
-            source,
-        })?;
     tracing::info!(admin = %admin_addr, routes = router.routes.len(), "relaying syslog");
     shutdown.await;
     tracing::info!("stopping: no more reads; logging what was read");
@@ -184,6 +187,14 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let left = pipeline.drain().await;
     tracing::info!(unshipped_bytes = left, "stopped");
     Ok(())
+}
+
+fn remove_socket_files(bound: &[Bound]) {
+    for b in bound {
+        if let Bound::Unix(_, path) = b {
+            let _ = std::fs::remove_file(path);
+        }
+    }
 }
 
 /// Runs `source` on a thread of its own with a current-thread runtime and an appender

@@ -279,3 +279,4 @@ pub fn http_get(addr: SocketAddr, target: &str) -> Option<Response> {
     let req = format!("GET {target} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
     raw_request(addr, req.as_bytes(), false)
 }
+pub mod relay;
