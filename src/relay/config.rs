@@ -81,6 +81,10 @@ pub struct UnixSource {
     /// running as other users (nginx workers) can write to it.
     #[serde(default = "default_mode")]
     pub mode: String,
+    /// Run the socket's reader with real-time (`SCHED_FIFO`) priority when allowed, so
+    /// that the 10-deep datagram queue is emptied before senders drop messages.
+    #[serde(default = "default_true")]
+    pub realtime_receiver: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -91,6 +95,9 @@ pub struct UdpSource {
     /// `net.core.rmem_max` unless the process may raise it.
     #[serde(default = "default_receive_buffer")]
     pub receive_buffer_bytes: usize,
+    /// As for unix sockets; off by default, the receive buffer is usually enough.
+    #[serde(default)]
+    pub realtime_receiver: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -106,6 +113,9 @@ pub struct TcpSource {
     pub max_connections: usize,
 }
 
+fn default_true() -> bool {
+    true
+}
 fn default_mode() -> String {
     "0666".into()
 }
@@ -124,6 +134,7 @@ impl UnixSource {
         UnixSource {
             path,
             mode: default_mode(),
+            realtime_receiver: true,
         }
     }
 
@@ -140,6 +151,7 @@ impl UdpSource {
         UdpSource {
             address,
             receive_buffer_bytes: default_receive_buffer(),
+            realtime_receiver: false,
         }
     }
 }

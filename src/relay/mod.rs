@@ -20,6 +20,7 @@ pub mod unix;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -76,8 +77,8 @@ pub enum RelayError {
 
 /// A bound socket, waiting for its thread.
 enum Bound {
-    Unix(std::os::unix::net::UnixDatagram, PathBuf),
-    Udp(std::net::UdpSocket),
+    Unix(std::os::unix::net::UnixDatagram, PathBuf, bool),
+    Udp(std::net::UdpSocket, bool),
     Tcp(std::net::TcpListener, config::TcpSource),
 }
 
@@ -92,8 +93,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let mut bound = Vec::new();
     for source in &config.relay.sources {
         bound.push(match source {
-            SourceConfig::Unix(u) => Bound::Unix(unix::bind(u)?, u.path.clone()),
-            SourceConfig::Udp(u) => Bound::Udp(udp::bind(u)?),
+            SourceConfig::Unix(u) => Bound::Unix(unix::bind(u)?, u.path.clone(), u.realtime_receiver),
+            SourceConfig::Udp(u) => Bound::Udp(udp::bind(u)?, u.realtime_receiver),
             SourceConfig::Tcp(t) => Bound::Tcp(tcp::bind(t)?, t.clone()),
         });
     }
@@ -115,25 +116,26 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             }
         })?;
     let local_host = local_hostname();
+    // The datagram receivers are plain threads: they poll this flag.
+    let stop_flag = Arc::new(AtomicBool::new(false));
     let mut threads = Vec::new();
     let mut socket_files = Vec::new();
     let mut tcp_listeners = Vec::new();
     for b in bound {
-        let (router, log, stopped) = (router.clone(), pipeline.log.clone(), stopped.clone());
-        let local_host = local_host.clone();
+        let (router, log) = (router.clone(), pipeline.log.clone());
+        let (local_host, flag) = (local_host.clone(), stop_flag.clone());
         match b {
-            Bound::Unix(socket, path) => {
+            Bound::Unix(socket, path, realtime) => {
                 tracing::info!(path = %path.display(), "receiving syslog on a unix socket");
                 socket_files.push(path);
                 threads.push(spawn_source("relay-unix", log, move |appender| async move {
                     let ingest = Ingest::new(router, appender, SourceMetrics::new("unix"), local_host);
-                    match tokio::net::UnixDatagram::from_std(socket) {
-                        Ok(s) => datagram::run(s, ingest, stopped).await,
-                        Err(e) => tracing::error!(error = %e, "unix source failed to start"),
+                    if let Err(e) = datagram::run("relay-unix", socket, ingest, realtime, flag).await {
+                        tracing::error!(error = %e, "unix source failed to start");
                     }
                 })?);
             }
-            Bound::Udp(socket) => {
+            Bound::Udp(socket, realtime) => {
                 tracing::info!(address = %socket.local_addr().map(|a| a.to_string()).unwrap_or_default(), "receiving syslog on UDP");
                 if let Ok(watched) = socket.try_clone() {
                     let stopped = stopped.clone();
@@ -141,9 +143,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                 }
                 threads.push(spawn_source("relay-udp", log, move |appender| async move {
                     let ingest = Ingest::new(router, appender, SourceMetrics::new("udp"), local_host);
-                    match tokio::net::UdpSocket::from_std(socket) {
-                        Ok(s) => datagram::run(s, ingest, stopped).await,
-                        Err(e) => tracing::error!(error = %e, "UDP source failed to start"),
+                    if let Err(e) = datagram::run("relay-udp", socket, ingest, realtime, flag).await {
+                        tracing::error!(error = %e, "UDP source failed to start");
                     }
                 })?);
             }
@@ -178,6 +179,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     shutdown.await;
     tracing::info!("stopping: no more reads; logging what was read");
     let _ = stop.send(true);
+    stop_flag.store(true, Ordering::Relaxed);
     for t in threads {
         let _ = tokio::task::spawn_blocking(move || t.join()).await;
     }
@@ -191,7 +193,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
 
 fn remove_socket_files(bound: &[Bound]) {
     for b in bound {
-        if let Bound::Unix(_, path) = b {
+        if let Bound::Unix(_, path, _) = b {
             let _ = std::fs::remove_file(path);
         }
     }
