@@ -47,7 +47,8 @@ run() {
   local who=$1 proto=$2 dir=$work/$1-$2 rport port pid
   mkdir -p "$dir"
   rport=$(free_port); port=$(free_port)
-  redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no --dir "$dir" >/dev/null & pids+=($!)
+  redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no --dir "$dir" >/dev/null 2>&1 &
+  local redis_pid=$!; pids+=($redis_pid)
   wait_port "$rport"
   if [ "$who" = syslog-ng ]; then
     cat >"$dir/syslog-ng.conf" <<CONF
@@ -84,7 +85,7 @@ CONF
     sleep 0.05
   done
   local rss_kb; rss_kb=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
-  kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
+  kill "$pid" "$redis_pid" 2>/dev/null || true; wait "$pid" "$redis_pid" 2>/dev/null || true
   python3 -c "
 sent, n, t = $sent, $n, $last_change - $start
 print(sent, n, int(n / t), f'{100 * n / max(sent, 1):.1f}', $rss_kb // 1024)"
@@ -94,7 +95,9 @@ declare -A r
 for proto in tcp udp; do
   for who in syslog-ng relay; do
     echo "== $who, $proto (loggen -i $([ $proto = tcp ] && echo -S || echo -D) -s $size -I $secs)" >&2
-    r[$who-$proto]=$(run "$who" "$proto")
+    # Not in a $(…) subshell: the cleanup trap must see the pids `run` starts.
+    run "$who" "$proto" >"$work/result"
+    r[$who-$proto]=$(cat "$work/result")
     echo "   ${r[$who-$proto]}" >&2
   done
 done

@@ -50,7 +50,7 @@ pub fn parse<'a>(raw: &'a [u8], now: DateTime<Local>) -> Message<'a> {
     };
     let year = |date: IncompleteDate| nearest_year(date, now);
     let Ok(m) = syslog_loose::parse_message_with_year_exact(text, year, Variant::Either) else {
-        return fallback(raw);
+        return iso_without_zone(raw).unwrap_or_else(|| fallback(raw));
     };
     let offset = |s: &str| s.as_ptr() as usize - text.as_ptr() as usize;
     let is_5424 = matches!(m.protocol, Protocol::RFC5424(_));
@@ -119,6 +119,55 @@ pub fn parse<'a>(raw: &'a [u8], now: DateTime<Local>) -> Message<'a> {
         rfc5424: is_5424,
         malformed: false,
     }
+}
+
+/// `<38>2026-11-27T21:28:57 host prg[1234]: MSG`: an ISO date without a time zone (what
+/// `loggen` and some devices send), which `syslog_loose` refuses. Read in local time, and
+/// the rest of the header as syslog-ng reads it.
+fn iso_without_zone(raw: &[u8]) -> Option<Message<'_>> {
+    let (pri, rest) = split_pri(raw)?;
+    let date_len = rest.iter().position(|&b| b == b' ')?;
+    let date = std::str::from_utf8(&rest[..date_len]).ok()?;
+    let naive = chrono::NaiveDateTime::parse_from_str(date, "%Y-%m-%dT%H:%M:%S%.f").ok()?;
+    let timestamp = naive.and_local_timezone(Local).earliest()?.fixed_offset();
+    let rest = &rest[date_len + 1..];
+    // The first word is the host unless it already is the tag (`prog:` or `prog[pid]`).
+    let word = &rest[..rest.iter().position(|&b| b == b' ').unwrap_or(rest.len())];
+    let (host, tag) = if word.contains(&b':') || word.contains(&b'[') {
+        (None, rest)
+    } else {
+        (Some(word), rest.get(word.len() + 1..).unwrap_or_default())
+    };
+    let program_len = tag
+        .iter()
+        .position(|&b| matches!(b, b'[' | b':' | b' '))
+        .unwrap_or(tag.len());
+    let program = &tag[..program_len];
+    let mut pos = program_len;
+    let mut pid: &[u8] = b"";
+    if tag.get(pos) == Some(&b'[') {
+        let close = tag[pos..].iter().position(|&b| b == b']')?;
+        pid = &tag[pos + 1..pos + close];
+        pos += close + 1;
+    }
+    if tag.get(pos) == Some(&b':') {
+        pos += 1;
+    }
+    if tag.get(pos) == Some(&b' ') {
+        pos += 1;
+    }
+    Some(Message {
+        facility: (pri >> 3) as u8,
+        severity: (pri & 7) as u8,
+        timestamp: Some(timestamp),
+        host,
+        program,
+        pid,
+        msgid: b"",
+        message: tag.get(pos..).unwrap_or_default(),
+        rfc5424: false,
+        malformed: false,
+    })
 }
 
 /// What an unparseable message becomes: its PRI if valid, no program, the text after the
@@ -229,6 +278,18 @@ mod tests {
         let m = p("Nov 27 20:23:37 host prog: msg");
         assert_eq!((m.facility, m.severity), (1, 5));
         assert_eq!(m.program, b"prog");
+    }
+
+    #[test]
+    fn iso_date_without_zone_like_loggen() {
+        let m = p("<38>2026-11-27T21:28:57 localhost prg00000[1234]: seq: 0000000001, thread: 0000");
+        assert!(!m.malformed);
+        assert_eq!((m.facility, m.severity), (4, 6));
+        assert_eq!(m.host, Some(&b"localhost"[..]));
+        assert_eq!((m.program, m.pid), (&b"prg00000"[..], &b"1234"[..]));
+        assert_eq!(m.message, b"seq: 0000000001, thread: 0000");
+        let m = p("<38>2026-11-27T21:28:57.123 prg: x");
+        assert_eq!((m.host, m.program, m.message), (None, &b"prg"[..], &b"x"[..]));
     }
 
     #[test]

@@ -104,7 +104,7 @@ pub struct Nginx {
 impl Nginx {
     /// `locations` goes inside the `server` block; `{dir}` in it is replaced by the prefix.
     pub fn start(locations: &str) -> Nginx {
-        let bin = require("nginx", "nginx-light");
+        let bin = require("nginx", "nginx");
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
         let d = dir.path().display().to_string();
