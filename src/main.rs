@@ -133,7 +133,8 @@ fn main() -> anyhow::Result<()> {
             "relay.other_file",
             args.other_file.as_ref().map(|p| p.display().to_string()),
         );
-        let sources = pixelpipe::relay::config::sources_from_flags(&args.unix, &args.udp, &args.tcp);
+        let sources =
+            pixelpipe::relay::config::sources_from_flags(&args.unix, &args.udp, &args.tcp);
         if !sources.is_empty() {
             overrides.push(("relay.sources", Value::serialize(sources)?));
         }

@@ -15,7 +15,9 @@ use common::{wait_until, Redis, BIN};
 const WAIT: Duration = Duration::from_secs(30);
 
 fn wait_for_list(redis: &Redis, key: &str, len: usize) {
-    wait_until(&format!("{len} records in Redis list {key}"), WAIT, || redis.llen(key) >= len);
+    wait_until(&format!("{len} records in Redis list {key}"), WAIT, || {
+        redis.llen(key) >= len
+    });
 }
 
 #[test]
@@ -28,43 +30,132 @@ fn logger_over_every_transport_byte_for_byte() {
     // syslog-ng's `${MESSAGE}` puts them there.
     let odd = "1379183721.115,q=\"a\\b\" é  ";
     let cases: Vec<(&str, Vec<&str>, String)> = vec![
-        ("via_unix", vec!["-u", &socket], "over the unix socket".into()),
+        (
+            "via_unix",
+            vec!["-u", &socket],
+            "over the unix socket".into(),
+        ),
         ("via_unix", vec!["-u", &socket], odd.into()),
-        ("via_udp", vec!["-d", "-n", "127.0.0.1", "-P", &udp], "over UDP, rfc5424 by default".into()),
-        ("via_udp", vec!["-d", "--rfc3164", "-n", "127.0.0.1", "-P", &udp], "over UDP, rfc3164".into()),
-        ("via_tcp_lf", vec!["-T", "-n", "127.0.0.1", "-P", &tcp], "over TCP, newline-terminated".into()),
-        ("via_tcp_lf", vec!["-T", "--rfc3164", "-n", "127.0.0.1", "-P", &tcp], odd.into()),
-        ("via_tcp_octet", vec!["-T", "--octet-count", "-n", "127.0.0.1", "-P", &tcp], "over TCP, octet-counted".into()),
+        (
+            "via_udp",
+            vec!["-d", "-n", "127.0.0.1", "-P", &udp],
+            "over UDP, rfc5424 by default".into(),
+        ),
+        (
+            "via_udp",
+            vec!["-d", "--rfc3164", "-n", "127.0.0.1", "-P", &udp],
+            "over UDP, rfc3164".into(),
+        ),
+        (
+            "via_tcp_lf",
+            vec!["-T", "-n", "127.0.0.1", "-P", &tcp],
+            "over TCP, newline-terminated".into(),
+        ),
+        (
+            "via_tcp_lf",
+            vec!["-T", "--rfc3164", "-n", "127.0.0.1", "-P", &tcp],
+            odd.into(),
+        ),
+        (
+            "via_tcp_octet",
+            vec!["-T", "--octet-count", "-n", "127.0.0.1", "-P", &tcp],
+            "over TCP, octet-counted".into(),
+        ),
         (
             "via_5424",
-            vec!["-T", "--rfc5424", "--sd-id", "zoo@123", "--sd-param", "tiger=\"hungry\"", "--msgid", "ID7", "-n", "127.0.0.1", "-P", &tcp],
+            vec![
+                "-T",
+                "--rfc5424",
+                "--sd-id",
+                "zoo@123",
+                "--sd-param",
+                "tiger=\"hungry\"",
+                "--msgid",
+                "ID7",
+                "-n",
+                "127.0.0.1",
+                "-P",
+                &tcp,
+            ],
             "with structured data".into(),
         ),
     ];
     for (tag, transport, message) in &cases {
         let mut args = transport.clone();
-        args.extend(["-p", "local3.info", "-t", tag, "--id=4242", message.as_str()]);
+        args.extend([
+            "-p",
+            "local3.info",
+            "-t",
+            tag,
+            "--id=4242",
+            message.as_str(),
+        ]);
         logger(&args);
     }
     // Not local3: to the file, in syslog-ng's default file format.
-    logger(&["-u", &socket, "-p", "user.notice", "-t", "other", "--id=4242", "to the file"]);
-    logger(&["-T", "-n", "127.0.0.1", "-P", &tcp, "-p", "mail.err", "-t", "mailer", "also to the file"]);
+    logger(&[
+        "-u",
+        &socket,
+        "-p",
+        "user.notice",
+        "-t",
+        "other",
+        "--id=4242",
+        "to the file",
+    ]);
+    logger(&[
+        "-T",
+        "-n",
+        "127.0.0.1",
+        "-P",
+        &tcp,
+        "-p",
+        "mail.err",
+        "-t",
+        "mailer",
+        "also to the file",
+    ]);
 
-    for key in ["via_unix", "via_udp", "via_tcp_lf", "via_tcp_octet", "via_5424"] {
-        let expected: Vec<String> = cases.iter().filter(|c| c.0 == key).map(|c| c.2.clone()).collect();
+    for key in [
+        "via_unix",
+        "via_udp",
+        "via_tcp_lf",
+        "via_tcp_octet",
+        "via_5424",
+    ] {
+        let expected: Vec<String> = cases
+            .iter()
+            .filter(|c| c.0 == key)
+            .map(|c| c.2.clone())
+            .collect();
         wait_for_list(&redis, key, expected.len());
         assert_eq!(redis.list_oldest_first(key), expected, "list {key}");
     }
-    wait_until("two lines in the file", WAIT, || relay.other_lines().len() >= 2);
+    wait_until("two lines in the file", WAIT, || {
+        relay.other_lines().len() >= 2
+    });
     let file = relay.other_lines();
     assert_eq!(file.len(), 2, "{file:?}");
     // `${DATE} ${HOST} ${MSGHDR}${MESSAGE}`: `Nov 27 20:23:37 host other[4242]: to the file`.
-    let unix_line = file.iter().find(|l| l.contains("other")).expect("the unix line");
-    assert!(unix_line.ends_with(" other[4242]: to the file"), "{unix_line}");
+    let unix_line = file
+        .iter()
+        .find(|l| l.contains("other"))
+        .expect("the unix line");
+    assert!(
+        unix_line.ends_with(" other[4242]: to the file"),
+        "{unix_line}"
+    );
     assert_eq!(unix_line.as_bytes()[3], b' ', "date first: {unix_line}");
-    assert!(file.iter().any(|l| l.ends_with(" mailer: also to the file")), "{file:?}");
+    assert!(
+        file.iter()
+            .any(|l| l.ends_with(" mailer: also to the file")),
+        "{file:?}"
+    );
     assert_eq!(relay.counter("pixelpipe_relay_malformed_total"), 0.0);
-    assert_eq!(relay.counter("pixelpipe_relay_received_total"), cases.len() as f64 + 2.0);
+    assert_eq!(
+        relay.counter("pixelpipe_relay_received_total"),
+        cases.len() as f64 + 2.0
+    );
 }
 
 /// The issue's bar: nginx writing `access_log syslog:server=unix:PATH,…,nohostname` under
@@ -83,18 +174,25 @@ fn nginx_over_unix_and_udp_loses_nothing() {
                    access_log {{dir}}/{name}.log pixel;\n      empty_gif;\n    }}\n"
         )
     };
-    let nginx = Nginx::start(&[
-        location("pixel", &unix, ",nohostname"),
-        location("unixhost", &unix, ""),
-        location("udp", &udp, ""),
-        location("udpnohost", &udp, ",nohostname"),
-    ]
-    .concat());
+    let nginx = Nginx::start(
+        &[
+            location("pixel", &unix, ",nohostname"),
+            location("unixhost", &unix, ""),
+            location("udp", &udp, ""),
+            location("udpnohost", &udp, ",nohostname"),
+        ]
+        .concat(),
+    );
     nginx.ab(10, 10_000, "/pixel.gif?foo=bar&baz=1");
     nginx.ab(10, 1_000, "/unixhost.gif?h=1");
     nginx.ab(10, 1_000, "/udp.gif?via=udp&x=%22y%22");
     nginx.ab(10, 1_000, "/udpnohost.gif?via=udp");
-    for (key, count) in [("pixel", 10_000), ("unixhost", 1_000), ("udp", 1_000), ("udpnohost", 1_000)] {
+    for (key, count) in [
+        ("pixel", 10_000),
+        ("unixhost", 1_000),
+        ("udp", 1_000),
+        ("udpnohost", 1_000),
+    ] {
         let expected = lines(&nginx.path(&format!("{key}.log")));
         assert_eq!(expected.len(), count);
         wait_for_list(&redis, key, count);
@@ -126,7 +224,10 @@ fn tcp_framing_and_bad_input() {
     drop(lf);
     wait_for_list(&redis, "pixel", 4);
     let mut octet = TcpStream::connect(relay.tcp_addr()).unwrap();
-    let frames = ["<158>Nov 27 20:23:37 pixel: four", "<158>Nov 27 20:23:37 pixel: five\n"];
+    let frames = [
+        "<158>Nov 27 20:23:37 pixel: four",
+        "<158>Nov 27 20:23:37 pixel: five\n",
+    ];
     for f in frames {
         write!(octet, "{} {f}", f.len()).unwrap();
     }
@@ -144,9 +245,14 @@ fn tcp_framing_and_bad_input() {
     assert_eq!(relay.counter("pixelpipe_relay_truncated_total"), 1.0);
     assert_eq!(relay.counter("pixelpipe_relay_malformed_total"), 1.0);
     // The malformed line is not lost: it goes to the file with an empty program.
-    wait_until("the malformed line in the file", WAIT, || !relay.other_lines().is_empty());
+    wait_until("the malformed line in the file", WAIT, || {
+        !relay.other_lines().is_empty()
+    });
     let file = relay.other_lines();
-    assert!(file[0].ends_with(" 127.0.0.1 this is not syslog"), "{file:?}");
+    assert!(
+        file[0].ends_with(" 127.0.0.1 this is not syslog"),
+        "{file:?}"
+    );
 }
 
 /// What was read from a stream socket is in the local log: a `kill -9` while Redis is
@@ -202,20 +308,38 @@ destination = {{ redis = {{ key = "events:${{FACILITY}}", value = "${{PROGRAM}}|
     let socket = dir.path().join("s.sock");
     let process = common::Pixelpipe::start(
         &dir.path().join("data"),
-        &["--redis", &redis.url(), "--config", config.to_str().unwrap(), "relay", "--unix", socket.to_str().unwrap()],
+        &[
+            "--redis",
+            &redis.url(),
+            "--config",
+            config.to_str().unwrap(),
+            "relay",
+            "--unix",
+            socket.to_str().unwrap(),
+        ],
     );
     let s = socket.to_str().unwrap();
     logger(&["-u", s, "-p", "local3.info", "-t", "app", "--id=7", "héllo"]);
     logger(&["-u", s, "-p", "local4.warning", "-t", "app", "second"]);
     logger(&["-u", s, "-p", "local3.debug", "-t", "app", "dropped: debug"]);
-    logger(&["-u", s, "-p", "local3.info", "-t", "noisy", "to the file only"]);
+    logger(&[
+        "-u",
+        s,
+        "-p",
+        "local3.info",
+        "-t",
+        "noisy",
+        "to the file only",
+    ]);
     wait_for_list(&redis, "events:local3", 1);
     wait_for_list(&redis, "events:local4", 1);
     wait_until("the noisy line", WAIT, || !lines(&file).is_empty());
     assert_eq!(redis.list_oldest_first("events:local3"), ["app|7|6|héllo"]);
     assert_eq!(redis.list_oldest_first("events:local4"), ["app||6|second"]);
     assert_eq!(lines(&file), ["local3.info 158 noisy to the file only"]);
-    wait_until("four messages counted", WAIT, || process.metric("pixelpipe_relay_received_total", "") == 4.0);
+    wait_until("four messages counted", WAIT, || {
+        process.metric("pixelpipe_relay_received_total", "") == 4.0
+    });
     assert_eq!(process.metric("pixelpipe_relay_unrouted_total", ""), 1.0);
     assert_eq!(redis.llen("events:local3"), 1);
 }
@@ -239,14 +363,23 @@ fn bad_configuration_names_the_field() {
         assert!(!out.status.success());
         String::from_utf8_lossy(&out.stderr).into_owned()
     };
-    let e = run("[relay]\nredis_value = \"${NOPE}\"\n", &["--tcp", "127.0.0.1:1"]);
+    let e = run(
+        "[relay]\nredis_value = \"${NOPE}\"\n",
+        &["--tcp", "127.0.0.1:1"],
+    );
     assert!(e.contains("relay.redis_value") && e.contains("NOPE"), "{e}");
     let e = run(
         "[[relay.routes]]\ndestination = { redis = { key = \"$(upper x)\", value = \"v\" } }\n",
         &["--tcp", "127.0.0.1:1"],
     );
-    assert!(e.contains("[0].destination.redis.key") && e.contains("upper"), "{e}");
-    let e = run("[[relay.sources]]\ntype = \"udp\"\naddress = \"127.0.0.1:1\"\nbuffer = 3\n", &[]);
+    assert!(
+        e.contains("[0].destination.redis.key") && e.contains("upper"),
+        "{e}"
+    );
+    let e = run(
+        "[[relay.sources]]\ntype = \"udp\"\naddress = \"127.0.0.1:1\"\nbuffer = 3\n",
+        &[],
+    );
     assert!(e.contains("buffer"), "{e}");
     let e = run("", &[]);
     assert!(e.contains("no sources"), "{e}");

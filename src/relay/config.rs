@@ -214,8 +214,14 @@ fn default_file_template() -> String {
 }
 
 /// The sources `--unix`, `--udp` and `--tcp` stand for, with default options.
-pub fn sources_from_flags(unix: &[PathBuf], udp: &[SocketAddr], tcp: &[SocketAddr]) -> Vec<SourceConfig> {
-    let unix = unix.iter().map(|p| SourceConfig::Unix(UnixSource::new(p.clone())));
+pub fn sources_from_flags(
+    unix: &[PathBuf],
+    udp: &[SocketAddr],
+    tcp: &[SocketAddr],
+) -> Vec<SourceConfig> {
+    let unix = unix
+        .iter()
+        .map(|p| SourceConfig::Unix(UnixSource::new(p.clone())));
     let udp = udp.iter().map(|a| SourceConfig::Udp(UdpSource::new(*a)));
     let tcp = tcp.iter().map(|a| SourceConfig::Tcp(TcpSource::new(*a)));
     unix.chain(udp).chain(tcp).collect()
@@ -261,30 +267,44 @@ impl RelayConfig {
         for (i, source) in self.sources.iter().enumerate() {
             match source {
                 SourceConfig::Unix(u) => {
-                    u.mode_bits()
-                        .map_err(|e| ConfigError::invalid("relay.sources", format!("[{i}].mode: {e}")))?;
+                    u.mode_bits().map_err(|e| {
+                        ConfigError::invalid("relay.sources", format!("[{i}].mode: {e}"))
+                    })?;
                     if u.path.as_os_str().is_empty() {
-                        return Err(ConfigError::invalid("relay.sources", format!("[{i}].path: must not be empty")));
+                        return Err(ConfigError::invalid(
+                            "relay.sources",
+                            format!("[{i}].path: must not be empty"),
+                        ));
                     }
                 }
                 SourceConfig::Udp(u) if u.receive_buffer_bytes == 0 => {
-                    return Err(ConfigError::invalid("relay.sources", format!("[{i}].receive_buffer_bytes: must be > 0")));
+                    return Err(ConfigError::invalid(
+                        "relay.sources",
+                        format!("[{i}].receive_buffer_bytes: must be > 0"),
+                    ));
                 }
-                SourceConfig::Tcp(t) if t.max_message_bytes < 64 || t.max_message_bytes > 16 << 20 => {
+                SourceConfig::Tcp(t)
+                    if t.max_message_bytes < 64 || t.max_message_bytes > 16 << 20 =>
+                {
                     return Err(ConfigError::invalid(
                         "relay.sources",
                         format!("[{i}].max_message_bytes: must be between 64 and 16777216"),
                     ));
                 }
                 SourceConfig::Tcp(t) if t.max_connections == 0 => {
-                    return Err(ConfigError::invalid("relay.sources", format!("[{i}].max_connections: must be > 0")));
+                    return Err(ConfigError::invalid(
+                        "relay.sources",
+                        format!("[{i}].max_connections: must be > 0"),
+                    ));
                 }
                 _ => {}
             }
         }
         if self.routes.is_empty() {
             let check = |field: &'static str, t: &str| {
-                template::compile(t).map(|_| ()).map_err(|e| ConfigError::invalid(field, e.to_string()))
+                template::compile(t)
+                    .map(|_| ())
+                    .map_err(|e| ConfigError::invalid(field, e.to_string()))
             };
             check("relay.redis_key", &self.redis_key)?;
             check("relay.redis_value", &self.redis_value)?;
@@ -299,7 +319,10 @@ impl RelayConfig {
             let (name, source) = match &route.destination {
                 DestinationConfig::Redis { key, value } => {
                     template::compile(key).map_err(|e| {
-                        ConfigError::invalid("relay.routes", format!("[{i}].destination.redis.key: {e}"))
+                        ConfigError::invalid(
+                            "relay.routes",
+                            format!("[{i}].destination.redis.key: {e}"),
+                        )
                     })?;
                     ("redis.value", value)
                 }
@@ -320,7 +343,9 @@ mod tests {
     fn relay(toml: &str) -> Result<RelayConfig, String> {
         use figment::providers::Format;
         let c: RelayConfig = figment::Figment::new()
-            .merge(figment::providers::Serialized::defaults(RelayConfig::default()))
+            .merge(figment::providers::Serialized::defaults(
+                RelayConfig::default(),
+            ))
             .merge(figment::providers::Toml::string(toml))
             .extract()
             .map_err(|e| e.to_string())?;
@@ -352,7 +377,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.sources.len(), 3);
-        assert_eq!(c.sources[0], SourceConfig::Unix(UnixSource::new("/tmp/x.sock".into())));
+        assert_eq!(
+            c.sources[0],
+            SourceConfig::Unix(UnixSource::new("/tmp/x.sock".into()))
+        );
         assert!(c.routes[0].is_final);
         assert_eq!(c.effective_routes().len(), 2);
     }
@@ -372,12 +400,18 @@ mod tests {
 
     #[test]
     fn errors_name_the_field() {
-        let e = relay("[[sources]]\ntype = \"udp\"\naddress = \"127.0.0.1:1\"\nport = 3\n").unwrap_err();
+        let e = relay("[[sources]]\ntype = \"udp\"\naddress = \"127.0.0.1:1\"\nport = 3\n")
+            .unwrap_err();
         assert!(e.contains("port"), "{e}");
         let e = relay("[[sources]]\ntype = \"unix\"\npath = \"/x\"\nmode = \"999\"\n").unwrap_err();
         assert!(e.contains("relay.sources") && e.contains("[0].mode"), "{e}");
-        let e = relay("[[routes]]\ndestination = { redis = { key = \"${NOPE}\", value = \"x\" } }\n").unwrap_err();
-        assert!(e.contains("[0].destination.redis.key") && e.contains("NOPE"), "{e}");
+        let e =
+            relay("[[routes]]\ndestination = { redis = { key = \"${NOPE}\", value = \"x\" } }\n")
+                .unwrap_err();
+        assert!(
+            e.contains("[0].destination.redis.key") && e.contains("NOPE"),
+            "{e}"
+        );
         let e = relay("[[routes]]\nfilter = { facility = [\"local9\"] }\ndestination = { file = { path = \"/x\" } }\n").unwrap_err();
         assert!(e.contains("local9"), "{e}");
         let e = relay("redis_value = \"$(upper x)\"").unwrap_err();

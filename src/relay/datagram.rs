@@ -75,12 +75,14 @@ pub(super) async fn run(
 ) -> io::Result<()> {
     let (tx, mut rx) = mpsc::channel::<Batch>(BATCHES);
     let thread = format!("{name}-recv");
-    std::thread::Builder::new().name(thread.clone()).spawn(move || {
-        if realtime {
-            raise_priority(&thread);
-        }
-        receive_loop(socket, tx, stop)
-    })?;
+    std::thread::Builder::new()
+        .name(thread.clone())
+        .spawn(move || {
+            if realtime {
+                raise_priority(&thread);
+            }
+            receive_loop(socket, tx, stop)
+        })?;
     let mut last: Option<Ticket> = None;
     let mut write_failing = false;
     while let Some(batch) = rx.recv().await {
@@ -93,7 +95,7 @@ pub(super) async fn run(
             }
             start = end;
         }
-        ingest.flush_files();
+        ingest.end_batch();
         // Let the appender's flusher write this batch if more are already waiting.
         if !rx.is_empty() {
             tokio::task::yield_now().await;

@@ -1,6 +1,6 @@
 //! What happens to one received message, on the thread of the source that read it:
 //! parse, route, render, then append to the local log (Redis routes) or to a batch of
-//! file lines (file routes, written once per batch with [`Ingest::flush_files`]).
+//! file lines (file routes, written once per batch with [`Ingest::end_batch`]).
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -25,12 +25,29 @@ pub struct Ingest {
     file_lines: Vec<Vec<u8>>,
     /// The receive time of the current batch (cheaper than a clock read per message).
     now: DateTime<Local>,
+    /// The busy counters, added to the metrics once per batch rather than per message.
+    tally: Tally,
+}
+
+#[derive(Default)]
+struct Tally {
+    received: u64,
+    parsed: u64,
+    malformed: u64,
+    to_redis: u64,
+    to_file: u64,
+    unrouted: u64,
 }
 
 impl Ingest {
     /// Must be called inside the tokio runtime of the source's thread: the appender's
     /// group-commit flusher runs there.
-    pub fn new(router: Arc<Router>, appender: Appender, metrics: SourceMetrics, local_host: Arc<[u8]>) -> Ingest {
+    pub fn new(
+        router: Arc<Router>,
+        appender: Appender,
+        metrics: SourceMetrics,
+        local_host: Arc<[u8]>,
+    ) -> Ingest {
         let routes = router.routes.len();
         Ingest {
             router,
@@ -41,6 +58,7 @@ impl Ingest {
             value: Vec::with_capacity(4096),
             file_lines: vec![Vec::new(); routes],
             now: Local::now(),
+            tally: Tally::default(),
         }
     }
 
@@ -57,12 +75,13 @@ impl Ingest {
     /// record in the local log, if a Redis route took it.
     pub fn message(&mut self, raw: &[u8], peer: Option<IpAddr>) -> Option<Ticket> {
         let m = &self.metrics;
-        m.received.increment(1);
+        let tally = &mut self.tally;
+        tally.received += 1;
         let message = parse(raw, self.now);
         if message.malformed {
-            m.malformed.increment(1);
+            tally.malformed += 1;
         } else {
-            m.parsed.increment(1);
+            tally.parsed += 1;
         }
         let record = Record {
             message: &message,
@@ -73,43 +92,59 @@ impl Ingest {
         let mut ticket = None;
         let (key, value, file_lines) = (&mut self.key, &mut self.value, &mut self.file_lines);
         let appender = &self.appender;
-        let matched = self.router.each_match(&message, |i, route| match &route.destination {
-            Destination::Redis { key: k, value: v } => {
-                key.clear();
-                value.clear();
-                k.render(&record, key);
-                v.render(&record, value);
-                match appender.append(key, value) {
-                    Ok(t) => {
-                        m.to_redis.increment(1);
-                        ticket = Some(t);
-                    }
-                    Err(LogError::Full { .. }) => m.dropped_log_full.increment(1),
-                    Err(_) => m.dropped_too_large.increment(1),
-                }
-            }
-            Destination::File { template, .. } => {
-                let lines = &mut file_lines[i];
-                let start = lines.len();
-                template.render(&record, lines);
-                // One message, one line, whatever its text holds.
-                for b in &mut lines[start..] {
-                    if *b == b'\n' {
-                        *b = b' ';
+        let matched = self
+            .router
+            .each_match(&message, |i, route| match &route.destination {
+                Destination::Redis { key: k, value: v } => {
+                    key.clear();
+                    value.clear();
+                    k.render(&record, key);
+                    v.render(&record, value);
+                    match appender.append(key, value) {
+                        Ok(t) => {
+                            tally.to_redis += 1;
+                            ticket = Some(t);
+                        }
+                        Err(LogError::Full { .. }) => m.dropped_log_full.increment(1),
+                        Err(_) => m.dropped_too_large.increment(1),
                     }
                 }
-                lines.push(b'\n');
-                m.to_file.increment(1);
-            }
-        });
+                Destination::File { template, .. } => {
+                    let lines = &mut file_lines[i];
+                    let start = lines.len();
+                    template.render(&record, lines);
+                    // One message, one line, whatever its text holds.
+                    for b in &mut lines[start..] {
+                        if *b == b'\n' {
+                            *b = b' ';
+                        }
+                    }
+                    lines.push(b'\n');
+                    tally.to_file += 1;
+                }
+            });
         if matched == 0 {
-            m.unrouted.increment(1);
+            tally.unrouted += 1;
         }
         ticket
     }
 
-    /// Writes the pending file lines, one `write` per file route.
-    pub fn flush_files(&mut self) {
+    /// Ends a batch: writes the pending file lines (one `write` per file route) and
+    /// adds up the counters.
+    pub fn end_batch(&mut self) {
+        let (t, m) = (std::mem::take(&mut self.tally), &self.metrics);
+        for (counter, n) in [
+            (&m.received, t.received),
+            (&m.parsed, t.parsed),
+            (&m.malformed, t.malformed),
+            (&m.to_redis, t.to_redis),
+            (&m.to_file, t.to_file),
+            (&m.unrouted, t.unrouted),
+        ] {
+            if n > 0 {
+                counter.increment(n);
+            }
+        }
         for (i, route) in self.router.routes.iter().enumerate() {
             let lines = &mut self.file_lines[i];
             if lines.is_empty() {

@@ -93,7 +93,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let mut bound = Vec::new();
     for source in &config.relay.sources {
         bound.push(match source {
-            SourceConfig::Unix(u) => Bound::Unix(unix::bind(u)?, u.path.clone(), u.realtime_receiver),
+            SourceConfig::Unix(u) => {
+                Bound::Unix(unix::bind(u)?, u.path.clone(), u.realtime_receiver)
+            }
             SourceConfig::Udp(u) => Bound::Udp(udp::bind(u)?, u.realtime_receiver),
             SourceConfig::Tcp(t) => Bound::Tcp(tcp::bind(t)?, t.clone()),
         });
@@ -106,15 +108,19 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         prometheus,
         ready_backlog_bytes: config.ship.ready_backlog_bytes,
     };
-    let admin_addr = admin::serve(config.admin_listen, admin::router(admin_state), stopped.clone())
-        .await
-        .map_err(|source| {
-            remove_socket_files(&bound);
-            RelayError::Admin {
-                address: config.admin_listen,
-                source,
-            }
-        })?;
+    let admin_addr = admin::serve(
+        config.admin_listen,
+        admin::router(admin_state),
+        stopped.clone(),
+    )
+    .await
+    .map_err(|source| {
+        remove_socket_files(&bound);
+        RelayError::Admin {
+            address: config.admin_listen,
+            source,
+        }
+    })?;
     let local_host = local_hostname();
     // The datagram receivers are plain threads: they poll this flag.
     let stop_flag = Arc::new(AtomicBool::new(false));
@@ -128,12 +134,19 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             Bound::Unix(socket, path, realtime) => {
                 tracing::info!(path = %path.display(), "receiving syslog on a unix socket");
                 socket_files.push(path);
-                threads.push(spawn_source("relay-unix", log, move |appender| async move {
-                    let ingest = Ingest::new(router, appender, SourceMetrics::new("unix"), local_host);
-                    if let Err(e) = datagram::run("relay-unix", socket, ingest, realtime, flag).await {
-                        tracing::error!(error = %e, "unix source failed to start");
-                    }
-                })?);
+                threads.push(spawn_source(
+                    "relay-unix",
+                    log,
+                    move |appender| async move {
+                        let ingest =
+                            Ingest::new(router, appender, SourceMetrics::new("unix"), local_host);
+                        if let Err(e) =
+                            datagram::run("relay-unix", socket, ingest, realtime, flag).await
+                        {
+                            tracing::error!(error = %e, "unix source failed to start");
+                        }
+                    },
+                )?);
             }
             Bound::Udp(socket, realtime) => {
                 tracing::info!(address = %socket.local_addr().map(|a| a.to_string()).unwrap_or_default(), "receiving syslog on UDP");
@@ -141,12 +154,19 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                     let stopped = stopped.clone();
                     tokio::spawn(async move { udp::watch_drops(&watched, stopped).await });
                 }
-                threads.push(spawn_source("relay-udp", log, move |appender| async move {
-                    let ingest = Ingest::new(router, appender, SourceMetrics::new("udp"), local_host);
-                    if let Err(e) = datagram::run("relay-udp", socket, ingest, realtime, flag).await {
-                        tracing::error!(error = %e, "UDP source failed to start");
-                    }
-                })?);
+                threads.push(spawn_source(
+                    "relay-udp",
+                    log,
+                    move |appender| async move {
+                        let ingest =
+                            Ingest::new(router, appender, SourceMetrics::new("udp"), local_host);
+                        if let Err(e) =
+                            datagram::run("relay-udp", socket, ingest, realtime, flag).await
+                        {
+                            tracing::error!(error = %e, "UDP source failed to start");
+                        }
+                    },
+                )?);
             }
             Bound::Tcp(listener, c) => {
                 tracing::info!(address = %c.address, "receiving syslog on TCP");
@@ -156,24 +176,34 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     }
     if !tcp_listeners.is_empty() {
         let (log, stopped, router) = (pipeline.log.clone(), stopped.clone(), router.clone());
-        threads.push(spawn_source("relay-tcp", log, move |appender| async move {
-            let mut tasks = tokio::task::JoinSet::new();
-            for (listener, c) in tcp_listeners {
-                let listener = match tokio::net::TcpListener::from_std(listener) {
-                    Ok(l) => l,
-                    Err(e) => {
-                        tracing::error!(error = %e, "TCP source failed to start");
-                        continue;
-                    }
-                };
-                let (router, appender, local_host) = (router.clone(), appender.clone(), local_host.clone());
-                let new_ingest = move || {
-                    Ingest::new(router.clone(), appender.clone(), SourceMetrics::new("tcp"), local_host.clone())
-                };
-                tasks.spawn(tcp::run(listener, c, new_ingest, stopped.clone()));
-            }
-            while tasks.join_next().await.is_some() {}
-        })?);
+        threads.push(spawn_source(
+            "relay-tcp",
+            log,
+            move |appender| async move {
+                let mut tasks = tokio::task::JoinSet::new();
+                for (listener, c) in tcp_listeners {
+                    let listener = match tokio::net::TcpListener::from_std(listener) {
+                        Ok(l) => l,
+                        Err(e) => {
+                            tracing::error!(error = %e, "TCP source failed to start");
+                            continue;
+                        }
+                    };
+                    let (router, appender, local_host) =
+                        (router.clone(), appender.clone(), local_host.clone());
+                    let new_ingest = move || {
+                        Ingest::new(
+                            router.clone(),
+                            appender.clone(),
+                            SourceMetrics::new("tcp"),
+                            local_host.clone(),
+                        )
+                    };
+                    tasks.spawn(tcp::run(listener, c, new_ingest, stopped.clone()));
+                }
+                while tasks.join_next().await.is_some() {}
+            },
+        )?);
     }
     tracing::info!(admin = %admin_addr, routes = router.routes.len(), "relaying syslog");
     shutdown.await;

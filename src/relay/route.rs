@@ -52,8 +52,11 @@ impl CompiledFilter {
     }
 
     fn matches(&self, m: &Message<'_>) -> bool {
-        self.facilities.is_none_or(|mask| mask & (1 << m.facility) != 0)
-            && self.severities.is_none_or(|mask| mask & (1 << m.severity) != 0)
+        self.facilities
+            .is_none_or(|mask| mask & (1 << m.facility) != 0)
+            && self
+                .severities
+                .is_none_or(|mask| mask & (1 << m.severity) != 0)
             && self
                 .programs
                 .as_ref()
@@ -63,8 +66,14 @@ impl CompiledFilter {
 }
 
 pub enum Destination {
-    Redis { key: Template, value: Template },
-    File { sink: Arc<FileSink>, template: Template },
+    Redis {
+        key: Template,
+        value: Template,
+    },
+    File {
+        sink: Arc<FileSink>,
+        template: Template,
+    },
 }
 
 pub struct Route {
@@ -85,7 +94,11 @@ impl Router {
         let mut routes = Vec::new();
         for (index, c) in configs.iter().enumerate() {
             let tpl = |field: &'static str, source: &str| {
-                compile(source).map_err(|source| RouteError::Template { index, field, source })
+                compile(source).map_err(|source| RouteError::Template {
+                    index,
+                    field,
+                    source,
+                })
             };
             let destination = match &c.destination {
                 DestinationConfig::Redis { key, value } => Destination::Redis {
@@ -97,7 +110,8 @@ impl Router {
                         Some(f) => f.clone(),
                         None => {
                             let f = Arc::new(
-                                FileSink::open(path).map_err(|source| RouteError::File { index, source })?,
+                                FileSink::open(path)
+                                    .map_err(|source| RouteError::File { index, source })?,
                             );
                             files.push(f.clone());
                             f
@@ -198,12 +212,18 @@ mod tests {
         let routes = vec![
             RouteConfig {
                 filter: Filter::default(),
-                destination: DestinationConfig::Redis { key: "a".into(), value: "b".into() },
+                destination: DestinationConfig::Redis {
+                    key: "a".into(),
+                    value: "b".into(),
+                },
                 is_final: true,
             },
             RouteConfig {
                 filter: Filter::default(),
-                destination: DestinationConfig::Redis { key: "c".into(), value: "d".into() },
+                destination: DestinationConfig::Redis {
+                    key: "c".into(),
+                    value: "d".into(),
+                },
                 is_final: false,
             },
         ];

@@ -19,7 +19,7 @@ use crate::log::Ticket;
 use crate::syslog::framing::{Decoder, Step};
 
 /// Bytes asked of the socket per read.
-const READ_SIZE: usize = 64 * 1024;
+const READ_SIZE: usize = 128 * 1024;
 
 pub fn bind(config: &TcpSource) -> Result<std::net::TcpListener, SourceError> {
     let err = |source| SourceError::Tcp {
@@ -134,7 +134,7 @@ async fn connection(
             }
         }
         buf.advance(consumed);
-        ingest.flush_files();
+        ingest.end_batch();
         for t in tickets.drain(..) {
             if let Err(e) = t.wait().await {
                 tracing::error!(%peer, error = %e, "closing a TCP connection: its messages could not be logged");

@@ -2,8 +2,8 @@
 //! (read from `/proc/net/udp`) exported as a metric.
 
 use std::net::UdpSocket;
-use std::os::unix::fs::MetadataExt;
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::MetadataExt;
 use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
@@ -16,7 +16,12 @@ pub fn bind(config: &UdpSource) -> Result<UdpSocket, SourceError> {
         address: config.address,
         source,
     };
-    let socket = Socket::new(Domain::for_address(config.address), Type::DGRAM, Some(Protocol::UDP)).map_err(err)?;
+    let socket = Socket::new(
+        Domain::for_address(config.address),
+        Type::DGRAM,
+        Some(Protocol::UDP),
+    )
+    .map_err(err)?;
     if let Err(e) = socket.set_recv_buffer_size(config.receive_buffer_bytes) {
         tracing::warn!(address = %config.address, error = %e, "could not set the UDP receive buffer size");
     }
@@ -38,8 +43,13 @@ pub fn bind(config: &UdpSource) -> Result<UdpSocket, SourceError> {
 /// Exports the kernel's count of datagrams dropped on `socket` (receive buffer full) as
 /// `pixelpipe_relay_udp_kernel_drops`, refreshed every few seconds until `stop`.
 pub async fn watch_drops(socket: &UdpSocket, mut stop: tokio::sync::watch::Receiver<bool>) {
-    let address = socket.local_addr().map(|a| a.to_string()).unwrap_or_default();
-    let Ok(inode) = std::fs::metadata(format!("/proc/self/fd/{}", socket.as_raw_fd())).map(|m| m.ino()) else {
+    let address = socket
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let Ok(inode) =
+        std::fs::metadata(format!("/proc/self/fd/{}", socket.as_raw_fd())).map(|m| m.ino())
+    else {
         return;
     };
     let gauge = metrics::gauge!("pixelpipe_relay_udp_kernel_drops", "address" => address);

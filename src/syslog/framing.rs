@@ -220,14 +220,25 @@ mod tests {
     #[test]
     fn newline_terminated() {
         let (m, e) = decode(100, &[b"<13>a\n<13>b\r\n<1", b"3>c\n<13>d"]);
-        assert_eq!(m, vec![b"<13>a".to_vec(), b"<13>b".to_vec(), b"<13>c".to_vec(), b"<13>d".to_vec()]);
+        assert_eq!(
+            m,
+            vec![
+                b"<13>a".to_vec(),
+                b"<13>b".to_vec(),
+                b"<13>c".to_vec(),
+                b"<13>d".to_vec()
+            ]
+        );
         assert_eq!(e, None);
     }
 
     #[test]
     fn octet_counting_across_reads() {
         let (m, e) = decode(100, &[b"5 <13>a6 <13>", b"b\n", b"\n4 <1>x"]);
-        assert_eq!(m, vec![b"<13>a".to_vec(), b"<13>b".to_vec(), b"<1>x".to_vec()]);
+        assert_eq!(
+            m,
+            vec![b"<13>a".to_vec(), b"<13>b".to_vec(), b"<1>x".to_vec()]
+        );
         assert_eq!(e, None);
     }
 
@@ -246,10 +257,16 @@ mod tests {
 
     #[test]
     fn octet_count_errors() {
-        assert_eq!(decode(10, &[b"11 <13>abcdefg"]).1, Some(FramingError::TooLong { len: 11, max: 10 }));
+        assert_eq!(
+            decode(10, &[b"11 <13>abcdefg"]).1,
+            Some(FramingError::TooLong { len: 11, max: 10 })
+        );
         assert_eq!(decode(10, &[b"3x<13>"]).1, Some(FramingError::BadLength));
         assert_eq!(decode(10, &[b"5 <13"]).1, Some(FramingError::Incomplete));
-        assert_eq!(decode(10, &[b"5 <13>a", b"<13>b\n"]).1, Some(FramingError::BadLength));
+        assert_eq!(
+            decode(10, &[b"5 <13>a", b"<13>b\n"]).1,
+            Some(FramingError::BadLength)
+        );
     }
 
     proptest::proptest! {

@@ -39,9 +39,30 @@ pub enum Facility {
 }
 
 const FACILITY_NAMES: [&str; 24] = [
-    "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron",
-    "authpriv", "ftp", "ntp", "security", "console", "solaris-cron", "local0", "local1",
-    "local2", "local3", "local4", "local5", "local6", "local7",
+    "kern",
+    "user",
+    "mail",
+    "daemon",
+    "auth",
+    "syslog",
+    "lpr",
+    "news",
+    "uucp",
+    "cron",
+    "authpriv",
+    "ftp",
+    "ntp",
+    "security",
+    "console",
+    "solaris-cron",
+    "local0",
+    "local1",
+    "local2",
+    "local3",
+    "local4",
+    "local5",
+    "local6",
+    "local7",
 ];
 
 /// The severities, most severe first (their numeric value).
@@ -69,7 +90,10 @@ pub fn facility_name(code: u8) -> &'static str {
 
 /// The name syslog-ng's `${SEVERITY}` (and `${PRIORITY}`, `${LEVEL}`) prints.
 pub fn severity_name(code: u8) -> &'static str {
-    SEVERITY_NAMES.get(code as usize).copied().unwrap_or("notice")
+    SEVERITY_NAMES
+        .get(code as usize)
+        .copied()
+        .unwrap_or("notice")
 }
 
 #[cfg(test)]

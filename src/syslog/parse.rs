@@ -12,9 +12,9 @@
 //! - An RFC 3164 date has no year: the one that puts it nearest to now is taken (a
 //!   `Dec 31` message received on Jan 1 belongs to the old year).
 
-use chrono::{DateTime, Datelike, FixedOffset, Local, NaiveDate};
 #[cfg(test)]
 use chrono::TimeZone;
+use chrono::{DateTime, Datelike, FixedOffset, Local, NaiveDate};
 use syslog_loose::{IncompleteDate, Protocol, Variant};
 
 /// The fields of one message, borrowed from the received bytes.
@@ -48,6 +48,13 @@ pub fn parse<'a>(raw: &'a [u8], now: DateTime<Local>) -> Message<'a> {
         Ok(t) => t,
         Err(e) => std::str::from_utf8(&raw[..e.valid_up_to()]).unwrap_or_default(),
     };
+    // An ISO date right after the PRI: try the zone-less form first (what loggen sends),
+    // which `syslog_loose` would reject only after trying RFC 5424 and RFC 3164.
+    if looks_like_iso_date(raw) {
+        if let Some(m) = iso_without_zone(raw) {
+            return m;
+        }
+    }
     let year = |date: IncompleteDate| nearest_year(date, now);
     let Ok(m) = syslog_loose::parse_message_with_year_exact(text, year, Variant::Either) else {
         return iso_without_zone(raw).unwrap_or_else(|| fallback(raw));
@@ -119,6 +126,13 @@ pub fn parse<'a>(raw: &'a [u8], now: DateTime<Local>) -> Message<'a> {
         rfc5424: is_5424,
         malformed: false,
     }
+}
+
+/// `<PRI>dddd-`: a date in ISO form follows.
+fn looks_like_iso_date(raw: &[u8]) -> bool {
+    split_pri(raw).is_some_and(|(_, rest)| {
+        rest.len() > 5 && rest[..4].iter().all(u8::is_ascii_digit) && rest[4] == b'-'
+    })
 }
 
 /// `<38>2026-11-27T21:28:57 host prg[1234]: MSG`: an ISO date without a time zone (what
@@ -282,14 +296,18 @@ mod tests {
 
     #[test]
     fn iso_date_without_zone_like_loggen() {
-        let m = p("<38>2026-11-27T21:28:57 localhost prg00000[1234]: seq: 0000000001, thread: 0000");
+        let m =
+            p("<38>2026-11-27T21:28:57 localhost prg00000[1234]: seq: 0000000001, thread: 0000");
         assert!(!m.malformed);
         assert_eq!((m.facility, m.severity), (4, 6));
         assert_eq!(m.host, Some(&b"localhost"[..]));
         assert_eq!((m.program, m.pid), (&b"prg00000"[..], &b"1234"[..]));
         assert_eq!(m.message, b"seq: 0000000001, thread: 0000");
         let m = p("<38>2026-11-27T21:28:57.123 prg: x");
-        assert_eq!((m.host, m.program, m.message), (None, &b"prg"[..], &b"x"[..]));
+        assert_eq!(
+            (m.host, m.program, m.message),
+            (None, &b"prg"[..], &b"x"[..])
+        );
     }
 
     #[test]

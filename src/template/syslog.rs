@@ -90,7 +90,9 @@ fn compile_at(source: &str, base: usize) -> Result<Template, TemplateError> {
                 continue;
             }
             Some(b'{') => {
-                let end = source[i + 2..].find('}').ok_or(TemplateError::Unclosed(at))?;
+                let end = source[i + 2..]
+                    .find('}')
+                    .ok_or(TemplateError::Unclosed(at))?;
                 let name = &source[i + 2..i + 2 + end];
                 i += 3 + end;
                 Part::Macro(parse_macro(name, at)?)
@@ -98,7 +100,10 @@ fn compile_at(source: &str, base: usize) -> Result<Template, TemplateError> {
             Some(b'(') => {
                 let end = matching_paren(&bytes[i + 1..]).ok_or(TemplateError::Unclosed(at))?;
                 let inner = &source[i + 2..i + 1 + end];
-                let (name, arg) = inner.trim_start().split_once(char::is_whitespace).unwrap_or((inner.trim(), ""));
+                let (name, arg) = inner
+                    .trim_start()
+                    .split_once(char::is_whitespace)
+                    .unwrap_or((inner.trim(), ""));
                 if name != "length" {
                     return Err(TemplateError::UnknownFunction(name.to_owned()));
                 }
@@ -271,7 +276,10 @@ mod tests {
     #[test]
     fn macros() {
         assert_eq!(
-            render("$FACILITY.${SEVERITY} ${PRIORITY} ${PRI} ${HOST} ${MSGHDR}|${PID}", NGINX),
+            render(
+                "$FACILITY.${SEVERITY} ${PRIORITY} ${PRI} ${HOST} ${MSGHDR}|${PID}",
+                NGINX
+            ),
             "local3.info info 158 here pixel: |"
         );
         assert_eq!(
@@ -285,21 +293,45 @@ mod tests {
 
     #[test]
     fn values_are_not_escaped() {
-        assert_eq!(render("${MESSAGE}", "<158>Nov 27 20:23:37 pixel: a \"b\"\\c"), "a \"b\"\\c");
+        assert_eq!(
+            render("${MESSAGE}", "<158>Nov 27 20:23:37 pixel: a \"b\"\\c"),
+            "a \"b\"\\c"
+        );
     }
 
     #[test]
     fn length_counts_bytes_and_nests() {
-        assert_eq!(render("$(length ${MESSAGE})", "<13>Nov 27 20:23:37 h p: é"), "2");
-        assert_eq!(render("$(length $(length ${MESSAGE}))", "<13>Nov 27 20:23:37 h p: 0123456789"), "2");
+        assert_eq!(
+            render("$(length ${MESSAGE})", "<13>Nov 27 20:23:37 h p: é"),
+            "2"
+        );
+        assert_eq!(
+            render(
+                "$(length $(length ${MESSAGE}))",
+                "<13>Nov 27 20:23:37 h p: 0123456789"
+            ),
+            "2"
+        );
     }
 
     #[test]
     fn errors() {
-        assert_eq!(compile("${NOPE}").unwrap_err(), TemplateError::UnknownMacro("NOPE".into()));
-        assert_eq!(compile("$(upper x)").unwrap_err(), TemplateError::UnknownFunction("upper".into()));
-        assert_eq!(compile("${PROGRAM").unwrap_err(), TemplateError::Unclosed(0));
-        assert_eq!(compile("a $(length x").unwrap_err(), TemplateError::Unclosed(2));
+        assert_eq!(
+            compile("${NOPE}").unwrap_err(),
+            TemplateError::UnknownMacro("NOPE".into())
+        );
+        assert_eq!(
+            compile("$(upper x)").unwrap_err(),
+            TemplateError::UnknownFunction("upper".into())
+        );
+        assert_eq!(
+            compile("${PROGRAM").unwrap_err(),
+            TemplateError::Unclosed(0)
+        );
+        assert_eq!(
+            compile("a $(length x").unwrap_err(),
+            TemplateError::Unclosed(2)
+        );
         assert_eq!(compile("a $ b").unwrap_err(), TemplateError::EmptyName(2));
     }
 }

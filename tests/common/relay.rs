@@ -46,7 +46,15 @@ impl Relay {
     /// Starts it again on the same data folder, socket and ports (after a `kill -9`).
     pub fn restart(&mut self, redis: &Redis, extra: &[&str]) {
         self.process.kill9();
-        self.process = launch(self.dir.path(), &self.socket, self.udp, self.tcp, &self.other_file, redis, extra);
+        self.process = launch(
+            self.dir.path(),
+            &self.socket,
+            self.udp,
+            self.tcp,
+            &self.other_file,
+            redis,
+            extra,
+        );
     }
 
     pub fn tcp_addr(&self) -> String {
@@ -64,7 +72,15 @@ impl Relay {
     }
 }
 
-fn launch(dir: &Path, socket: &Path, udp: u16, tcp: u16, other: &Path, redis: &Redis, extra: &[&str]) -> Pixelpipe {
+fn launch(
+    dir: &Path,
+    socket: &Path,
+    udp: u16,
+    tcp: u16,
+    other: &Path,
+    redis: &Redis,
+    extra: &[&str],
+) -> Pixelpipe {
     let mut args: Vec<String> = vec![
         "--redis".into(),
         redis.url(),
@@ -86,7 +102,10 @@ fn launch(dir: &Path, socket: &Path, udp: u16, tcp: u16, other: &Path, redis: &R
 /// Runs util-linux `logger` with `args`; fails the test if it fails.
 pub fn logger(args: &[&str]) {
     let bin = require("logger", "bsdutils");
-    let out = Command::new(bin).args(args).output().expect("running logger");
+    let out = Command::new(bin)
+        .args(args)
+        .output()
+        .expect("running logger");
     assert!(
         out.status.success(),
         "logger {args:?} failed: {}",
@@ -131,12 +150,16 @@ impl Nginx {
             .spawn()
             .expect("starting nginx");
         let mut n = Nginx { child, port, dir };
-        wait_until("nginx to accept connections", Duration::from_secs(10), || {
-            if let Ok(Some(status)) = n.child.try_wait() {
-                panic!("nginx exited ({status}):\n{}", n.stderr());
-            }
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-        });
+        wait_until(
+            "nginx to accept connections",
+            Duration::from_secs(10),
+            || {
+                if let Ok(Some(status)) = n.child.try_wait() {
+                    panic!("nginx exited ({status}):\n{}", n.stderr());
+                }
+                std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            },
+        );
         n
     }
 
@@ -153,13 +176,25 @@ impl Nginx {
         let bin = require("ab", "apache2-utils");
         let url = format!("http://127.0.0.1:{}{target}", self.port);
         let out = Command::new(bin)
-            .args(["-q", "-c", &concurrency.to_string(), "-n", &requests.to_string(), &url])
+            .args([
+                "-q",
+                "-c",
+                &concurrency.to_string(),
+                "-n",
+                &requests.to_string(),
+                &url,
+            ])
             .output()
             .expect("running ab");
-        assert!(out.status.success(), "ab failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "ab failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(
-            text.contains(&format!("Complete requests:      {requests}")) && text.contains("Failed requests:        0"),
+            text.contains(&format!("Complete requests:      {requests}"))
+                && text.contains("Failed requests:        0"),
             "ab did not complete every request:\n{text}"
         );
     }
@@ -168,7 +203,9 @@ impl Nginx {
 impl Drop for Nginx {
     fn drop(&mut self) {
         // The master stops its workers on SIGTERM; wait for it so no worker outlives the test.
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         while std::time::Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
