@@ -48,9 +48,14 @@ fn nginx_lines_all_reach_redis_in_order() {
     nginx.ab(10, 1_000, "/udpnohost.gif?via=udp");
     let failed = nginx.failed_syslog_sends();
     if !failed.is_empty() {
+        let per_location: Vec<(&str, usize)> =
+            ["/pixel.gif", "/unixhost.gif", "/udp.gif", "/udpnohost.gif"]
+                .into_iter()
+                .map(|l| (l, nginx.stderr().matches(&format!("GET {l}")).count()))
+                .collect();
         eprintln!(
-            "nginx could not send {} of 13,000 lines: the socket queue was full",
-            failed.len()
+            "nginx could not send {} of 13,000 lines (socket queue full): {per_location:?}, connections {:?}..{:?}",
+            failed.len(), failed.iter().min(), failed.iter().max()
         );
     }
     for (key, count) in [

@@ -5,25 +5,26 @@
 //! `net.unix.max_dgram_qlen` (10 by default) datagrams, and nginx drops a log line as
 //! soon as that queue is full. On a busy two-core machine, a thread that parses, renders
 //! and appends between reads is not scheduled back soon enough. So a receiver thread
-//! does nothing but empty the socket into batches (it sleeps most of the time, which the
-//! kernel scheduler rewards with prompt wake-ups), and the source's runtime thread
-//! processes the batches. A bounded channel between them bounds memory.
+//! does nothing but move datagrams from the socket to a private socket pair, and the
+//! source's runtime thread reads them from there and processes them.
 //!
-//! Even a thread that only reads is not woken fast enough when nginx and the HTTP load
-//! keep both cores busy (measured: a bare read loop in Python lost 31 % of nginx's lines
-//! under `ab -c 10`). With `realtime_receiver` (the default for unix sockets), the
-//! receiver asks for `SCHED_FIFO`, which needs root or `CAP_SYS_NICE`; it then lost
-//! none. It cannot take over a core: it blocks as soon as the processing thread is
-//! `BATCHES` behind.
+//! Why a socket pair between them: a connected unix datagram pair is exempt from the
+//! 10-deep limit (its depth is the sending end's `SO_SNDBUF`, so memory stays bounded),
+//! and the hand-over takes no lock shared with a lower-priority thread. With
+//! `realtime_receiver` (the default for unix sockets) the receiver runs with `SCHED_FIFO`
+//! (needs root or `CAP_SYS_NICE`): a plain read loop lost 31 % of nginx's lines under
+//! `ab -c 10` on two busy cores, a real-time one almost none — as long as it never waits
+//! for a lock that a preempted normal thread holds (a channel's mutex did that: stalls of
+//! tens of milliseconds). It cannot take over a core: when the pair is full it blocks.
 
 use std::io;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::net::UnixDatagram;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use futures_util::FutureExt;
-use tokio::sync::mpsc;
 
 use super::ingest::Ingest;
 use crate::log::Ticket;
@@ -31,20 +32,14 @@ use crate::syslog::framing::trim_end;
 
 /// The largest UDP payload; longer unix datagrams are cut there (and still delivered).
 const MAX_DATAGRAM: usize = 65_536;
-/// A batch is handed over once it holds this many bytes (or the socket is empty).
-const BATCH_BYTES: usize = 64 * 1024;
-/// Batches in flight between the receiver and the processing thread.
-const BATCHES: usize = 64;
+/// Before each forwarded datagram: the sender's address family (0, 4 or 6) and address.
+const HEADER: usize = 17;
+/// What the socket pair may hold (the kernel doubles it for bookkeeping).
+const PAIR_BUFFER: usize = 4 << 20;
+/// Messages processed before the appender's flusher gets a turn.
+const BURST: usize = 512;
 /// How often the receiver looks at the stop flag while the socket is idle.
 const POLL_MS: i32 = 100;
-
-/// Datagrams read back to back, stored end to end.
-#[derive(Default)]
-pub(super) struct Batch {
-    bytes: Vec<u8>,
-    /// End offset in `bytes` and sender of each datagram.
-    ends: Vec<(usize, Option<IpAddr>)>,
-}
 
 /// A non-blocking datagram socket as the receiver sees it.
 pub(super) trait Receive: AsRawFd + Send + 'static {
@@ -52,7 +47,7 @@ pub(super) trait Receive: AsRawFd + Send + 'static {
     fn receive(&self, buf: &mut [u8]) -> io::Result<(usize, Option<IpAddr>)>;
 }
 
-impl Receive for std::os::unix::net::UnixDatagram {
+impl Receive for UnixDatagram {
     fn receive(&self, buf: &mut [u8]) -> io::Result<(usize, Option<IpAddr>)> {
         self.recv(buf).map(|n| (n, None))
     }
@@ -64,7 +59,7 @@ impl Receive for std::net::UdpSocket {
     }
 }
 
-/// Starts the receiver thread for `socket` (non-blocking) and processes what it reads
+/// Starts the receiver thread for `socket` (non-blocking) and processes what it forwards
 /// until `stop` is set and everything read is in the local log.
 pub(super) async fn run(
     name: &str,
@@ -73,7 +68,11 @@ pub(super) async fn run(
     realtime: bool,
     stop: Arc<AtomicBool>,
 ) -> io::Result<()> {
-    let (tx, mut rx) = mpsc::channel::<Batch>(BATCHES);
+    let (forward, inbox) = UnixDatagram::pair()?;
+    let _ = socket2::SockRef::from(&forward).set_send_buffer_size(PAIR_BUFFER);
+    let _ = socket2::SockRef::from(&inbox).set_recv_buffer_size(PAIR_BUFFER);
+    inbox.set_nonblocking(true)?;
+    let inbox = tokio::net::UnixDatagram::from_std(inbox)?;
     let thread = format!("{name}-recv");
     std::thread::Builder::new()
         .name(thread.clone())
@@ -81,23 +80,38 @@ pub(super) async fn run(
             if realtime {
                 raise_priority(&thread);
             }
-            receive_loop(socket, tx, stop)
+            receive_loop(socket, forward, stop)
         })?;
+    let mut buf = vec![0u8; HEADER + MAX_DATAGRAM];
     let mut last: Option<Ticket> = None;
     let mut write_failing = false;
-    while let Some(batch) = rx.recv().await {
+    'outer: loop {
+        inbox.readable().await?;
         ingest.begin_batch();
-        let mut start = 0;
-        for &(end, peer) in &batch.ends {
-            let trimmed = trim_end(&batch.bytes, start, end);
-            if let Some(t) = ingest.message(&batch.bytes[start..trimmed], peer) {
-                last = Some(t);
+        let mut n = 0;
+        while n < BURST {
+            match inbox.try_recv(&mut buf) {
+                // The receiver is gone (every forwarded datagram has a header).
+                Ok(0) => {
+                    ingest.end_batch();
+                    break 'outer;
+                }
+                Ok(len) if len >= HEADER => {
+                    let peer = peer_from(&buf[..HEADER]);
+                    let end = trim_end(&buf, HEADER, len);
+                    if let Some(t) = ingest.message(&buf[HEADER..end], peer) {
+                        last = Some(t);
+                    }
+                    n += 1;
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(e),
             }
-            start = end;
         }
         ingest.end_batch();
-        // Let the appender's flusher write this batch if more are already waiting.
-        if !rx.is_empty() {
+        if n == BURST {
+            // More is waiting: let the appender's flusher write this burst first.
             tokio::task::yield_now().await;
         }
         // The previous write, if done by now: report a failing local log once.
@@ -119,28 +133,26 @@ pub(super) async fn run(
     Ok(())
 }
 
-/// The receiver thread: waits for the socket to be readable, empties it into a batch,
-/// hands the batch over. While the processing side is behind, the batch keeps growing
-/// (up to `BATCH_BYTES`) instead of the socket queue. Ends when `stop` is set.
-fn receive_loop(socket: impl Receive, tx: mpsc::Sender<Batch>, stop: Arc<AtomicBool>) {
+/// The receiver thread: waits for the socket to be readable, forwards every datagram
+/// (with its sender) to the processing thread. Ends when `stop` is set; dropping
+/// `forward` then tells the processing side.
+fn receive_loop(socket: impl Receive, forward: UnixDatagram, stop: Arc<AtomicBool>) {
     let fd = socket.as_raw_fd();
-    let mut buf = vec![0u8; MAX_DATAGRAM];
-    let mut batch = Batch::default();
+    let mut buf = vec![0u8; HEADER + MAX_DATAGRAM];
     while !stop.load(Ordering::Relaxed) {
-        // With a batch waiting for room in the channel, come back soon to offer it again.
-        let timeout = if batch.ends.is_empty() { POLL_MS } else { 1 };
-        match wait_readable(fd, timeout) {
-            Ok(_) => {}
-            Err(e) => {
-                tracing::error!(error = %e, "waiting on a datagram socket failed; this source stops");
-                break;
-            }
+        if let Err(e) = wait_readable(fd, POLL_MS) {
+            tracing::error!(error = %e, "waiting on a datagram socket failed; this source stops");
+            return;
         }
-        while batch.bytes.len() < BATCH_BYTES {
-            match socket.receive(&mut buf) {
+        loop {
+            match socket.receive(&mut buf[HEADER..]) {
                 Ok((len, peer)) => {
-                    batch.bytes.extend_from_slice(&buf[..len]);
-                    batch.ends.push((batch.bytes.len(), peer));
+                    write_peer(&mut buf[..HEADER], peer);
+                    // Blocks while the pair is full: memory stays bounded.
+                    if let Err(e) = forward.send(&buf[..HEADER + len]) {
+                        tracing::error!(error = %e, "handing a datagram over failed; this source stops");
+                        return;
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -150,24 +162,35 @@ fn receive_loop(socket: impl Receive, tx: mpsc::Sender<Batch>, stop: Arc<AtomicB
                 }
             }
         }
-        if batch.ends.is_empty() {
-            continue;
+    }
+}
+
+fn write_peer(header: &mut [u8], peer: Option<IpAddr>) {
+    header.fill(0);
+    match peer {
+        None => {}
+        Some(IpAddr::V4(a)) => {
+            header[0] = 4;
+            header[1..5].copy_from_slice(&a.octets());
         }
-        let full = batch.bytes.len() >= BATCH_BYTES;
-        match tx.try_send(std::mem::take(&mut batch)) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(b)) if full => {
-                // Memory is bounded: now the socket queue has to wait.
-                if tx.blocking_send(b).is_err() {
-                    return;
-                }
-            }
-            Err(mpsc::error::TrySendError::Full(b)) => batch = b,
-            Err(mpsc::error::TrySendError::Closed(_)) => return,
+        Some(IpAddr::V6(a)) => {
+            header[0] = 6;
+            header[1..17].copy_from_slice(&a.octets());
         }
     }
-    if !batch.ends.is_empty() {
-        let _ = tx.blocking_send(batch);
+}
+
+fn peer_from(header: &[u8]) -> Option<IpAddr> {
+    match header[0] {
+        4 => Some(IpAddr::V4(Ipv4Addr::new(
+            header[1], header[2], header[3], header[4],
+        ))),
+        6 => {
+            let mut octets = [0u8; 16];
+            octets.copy_from_slice(&header[1..17]);
+            Some(IpAddr::V6(Ipv6Addr::from(octets)))
+        }
+        _ => None,
     }
 }
 
@@ -189,7 +212,7 @@ fn raise_priority(thread: &str) {
     }
 }
 
-/// `poll(2)` for readability, up to `timeout_ms`.
+/// `poll(2)` for readability, up to `timeout_ms`. `Ok(false)`: timed out or interrupted.
 fn wait_readable(fd: RawFd, timeout_ms: i32) -> io::Result<bool> {
     let mut pfd = libc::pollfd {
         fd,
@@ -207,4 +230,22 @@ fn wait_readable(fd: RawFd, timeout_ms: i32) -> io::Result<bool> {
         };
     }
     Ok(n > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peer_header_round_trips() {
+        let mut h = [0xAAu8; HEADER];
+        for peer in [
+            None,
+            Some("10.1.2.3".parse().unwrap()),
+            Some("::1".parse().unwrap()),
+        ] {
+            write_peer(&mut h, peer);
+            assert_eq!(peer_from(&h), peer);
+        }
+    }
 }
