@@ -263,6 +263,7 @@ impl Config {
         self.analytics.validate()?;
         crate::template::http::compile(&self.http.format)
             .map_err(|e| ConfigError::invalid("http.format", e.to_string()))?;
+        self.relay.validate()?;
         Ok(())
     }
 }

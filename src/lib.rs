@@ -13,4 +13,5 @@ pub mod metrics;
 pub mod pipeline;
 pub mod relay;
 pub mod ship;
+pub mod syslog;
 pub mod template;

@@ -49,6 +49,8 @@ struct SharedArgs {
 enum Command {
     /// Serve the pixel over HTTP and ship every hit to Redis (replaces nginx's empty_gif + access_log).
     Serve(ServeArgs),
+    /// Relay syslog (unix socket, UDP, TCP) to Redis and a file (replaces syslog-ng).
+    Relay(RelayArgs),
     /// Print the local log, one record a line (the access log it doubles as).
     Log(LogArgs),
     /// Consume the events from Redis and print them, or feed them to a command (replaces the seed's BRPOP script).
@@ -71,6 +73,25 @@ struct ServeArgs {
     /// Path of the pixel (default /pixel.gif).
     #[arg(long)]
     path: Option<String>,
+}
+
+/// The common case of `relay` on the command line: the original routes (facility local3
+/// → Redis LPUSH ${PROGRAM} ${MESSAGE}, the rest → --other-file). Sources given here
+/// replace those of the configuration file.
+#[derive(Args)]
+struct RelayArgs {
+    /// Receive on a unix datagram socket at PATH (like /dev/log). Repeatable.
+    #[arg(long, value_name = "PATH")]
+    unix: Vec<PathBuf>,
+    /// Receive on UDP. Repeatable.
+    #[arg(long, value_name = "HOST:PORT")]
+    udp: Vec<SocketAddr>,
+    /// Receive on TCP (RFC 6587 framing). Repeatable.
+    #[arg(long, value_name = "HOST:PORT")]
+    tcp: Vec<SocketAddr>,
+    /// Append every message that does not go to Redis to this file.
+    #[arg(long, value_name = "PATH")]
+    other_file: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -111,9 +132,28 @@ fn main() -> anyhow::Result<()> {
         set("http.format", args.format.clone());
         set("http.path", args.path.clone());
     }
+    if let Command::Relay(args) = &cli.command {
+        set(
+            "relay.other_file",
+            args.other_file.as_ref().map(|p| p.display().to_string()),
+        );
+        let sources =
+            pixelpipe::relay::config::sources_from_flags(&args.unix, &args.udp, &args.tcp);
+        if !sources.is_empty() {
+            overrides.push(("relay.sources", Value::serialize(sources)?));
+        }
+    }
     let config = Config::load(shared.config.as_deref(), &overrides)?;
     match cli.command {
         Command::Serve(_) => runtime()?.block_on(serve(config)),
+        Command::Relay(_) => runtime()?.block_on(async {
+            let shutdown = async {
+                if let Err(e) = wait_for_signal().await {
+                    tracing::error!(error = %e, "stopping");
+                }
+            };
+            Ok(pixelpipe::relay::run(config, shutdown).await?)
+        }),
         Command::Log(args) => {
             let mut out = std::io::stdout().lock();
             pixelpipe::log::print::print(

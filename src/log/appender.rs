@@ -109,6 +109,10 @@ impl Appender {
         Appender { shared }
     }
 
+    pub fn log(&self) -> &Arc<Log> {
+        &self.shared.log
+    }
+
     /// Adds a record to the current group. Refused at once if it is too large or if the
     /// log is full under the `reject` policy.
     pub fn append(&self, key: &[u8], value: &[u8]) -> Result<Ticket, LogError> {

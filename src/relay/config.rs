@@ -1,0 +1,420 @@
+//! `[relay]` in the configuration: where syslog comes in (`sources`) and where each message
+//! goes (`routes`). Without `routes`, the original syslog-ng configuration's two routes:
+//! facility `local3` → Redis `LPUSH ${PROGRAM} ${MESSAGE}`, everything else → `other_file`.
+//!
+//! ```toml
+//! [[relay.sources]]
+//! type = "unix"
+//! path = "/dev/log"
+//!
+//! [[relay.sources]]
+//! type = "tcp"
+//! address = "127.0.0.1:5140"
+//!
+//! [[relay.routes]]
+//! filter = { facility = ["local3"], not = { program = ["debug"] } }
+//! destination = { redis = { key = "${PROGRAM}", value = "${MESSAGE}" } }
+//!
+//! [[relay.routes]]
+//! filter = { not = { facility = ["local3"] } }
+//! destination = { file = { path = "/var/log/messages" } }
+//! ```
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::ConfigError;
+use crate::syslog::{Facility, Severity};
+use crate::template::syslog as template;
+
+/// The file line syslog-ng writes by default (its `file()` destination's template).
+pub const DEFAULT_FILE_TEMPLATE: &str = "${DATE} ${HOST} ${MSGHDR}${MESSAGE}";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RelayConfig {
+    pub sources: Vec<SourceConfig>,
+    /// Explicit routes; when empty, the original two (see the module notes).
+    pub routes: Vec<RouteConfig>,
+    /// For the original routes: where non-`local3` messages go (none: they are counted
+    /// as unrouted and dropped, as a syslog-ng without that log path would).
+    pub other_file: Option<PathBuf>,
+    /// For the original routes: the line written to `other_file`.
+    pub other_template: String,
+    /// For the original routes: the Redis list and the record.
+    pub redis_key: String,
+    pub redis_value: String,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        RelayConfig {
+            sources: Vec::new(),
+            routes: Vec::new(),
+            other_file: None,
+            other_template: DEFAULT_FILE_TEMPLATE.into(),
+            redis_key: "${PROGRAM}".into(),
+            redis_value: "${MESSAGE}".into(),
+        }
+    }
+}
+
+/// One listening socket. Each transport's options live in its own variant.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum SourceConfig {
+    /// A unix datagram socket, like `/dev/log` (nginx `syslog:server=unix:PATH`).
+    Unix(UnixSource),
+    /// UDP, one message per datagram.
+    Udp(UdpSource),
+    /// TCP, RFC 6587 framing (octet counting or newline-terminated, per connection).
+    Tcp(TcpSource),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct UnixSource {
+    pub path: PathBuf,
+    /// Permissions of the socket file, octal. 0666 like `/dev/log`, so that programs
+    /// running as other users (nginx workers) can write to it.
+    #[serde(default = "default_mode")]
+    pub mode: String,
+    /// Run the socket's reader with real-time (`SCHED_FIFO`) priority when allowed, so
+    /// that the 10-deep datagram queue is emptied before senders drop messages.
+    #[serde(default = "default_true")]
+    pub realtime_receiver: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct UdpSource {
+    pub address: SocketAddr,
+    /// `SO_RCVBUF`: what the kernel holds while the relay is busy. The kernel caps it at
+    /// `net.core.rmem_max` unless the process may raise it.
+    #[serde(default = "default_receive_buffer")]
+    pub receive_buffer_bytes: usize,
+    /// As for unix sockets; off by default, the receive buffer is usually enough.
+    #[serde(default)]
+    pub realtime_receiver: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TcpSource {
+    pub address: SocketAddr,
+    /// Longest message: an over-long line is truncated (and counted), an over-long
+    /// octet count closes the connection.
+    #[serde(default = "default_max_message")]
+    pub max_message_bytes: usize,
+    /// Connections beyond this many are accepted and closed at once (and counted).
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_mode() -> String {
+    "0666".into()
+}
+fn default_receive_buffer() -> usize {
+    8 << 20
+}
+fn default_max_message() -> usize {
+    64 * 1024
+}
+fn default_max_connections() -> usize {
+    1024
+}
+
+impl UnixSource {
+    pub fn new(path: PathBuf) -> Self {
+        UnixSource {
+            path,
+            mode: default_mode(),
+            realtime_receiver: true,
+        }
+    }
+
+    pub fn mode_bits(&self) -> Result<u32, String> {
+        u32::from_str_radix(self.mode.trim_start_matches("0o"), 8)
+            .ok()
+            .filter(|m| *m <= 0o7777)
+            .ok_or_else(|| format!("`{}` is not an octal file mode like \"0666\"", self.mode))
+    }
+}
+
+impl UdpSource {
+    pub fn new(address: SocketAddr) -> Self {
+        UdpSource {
+            address,
+            receive_buffer_bytes: default_receive_buffer(),
+            realtime_receiver: false,
+        }
+    }
+}
+
+impl TcpSource {
+    pub fn new(address: SocketAddr) -> Self {
+        TcpSource {
+            address,
+            max_message_bytes: default_max_message(),
+            max_connections: default_max_connections(),
+        }
+    }
+}
+
+/// A log path: messages that pass `filter` go to `destination`; with `final`, they stop
+/// there (syslog-ng's `flags(final)`), otherwise later routes see them too.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    #[serde(default)]
+    pub filter: Filter,
+    pub destination: DestinationConfig,
+    #[serde(default, rename = "final")]
+    pub is_final: bool,
+}
+
+/// Every condition given must hold; `not` holds when its own filter does not. An empty
+/// filter lets everything through.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Filter {
+    /// The message's facility is one of these.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub facility: Option<Vec<Facility>>,
+    /// The message's severity is one of these.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity: Option<Vec<Severity>>,
+    /// The message's program is one of these (exact match).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub program: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not: Option<Box<Filter>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase", deny_unknown_fields)]
+pub enum DestinationConfig {
+    /// `LPUSH key value`, through the durable local log and the shipper.
+    Redis { key: String, value: String },
+    /// One line per message appended to a plain file.
+    File {
+        path: PathBuf,
+        #[serde(default = "default_file_template")]
+        template: String,
+    },
+}
+
+fn default_file_template() -> String {
+    DEFAULT_FILE_TEMPLATE.into()
+}
+
+/// The sources `--unix`, `--udp` and `--tcp` stand for, with default options.
+pub fn sources_from_flags(
+    unix: &[PathBuf],
+    udp: &[SocketAddr],
+    tcp: &[SocketAddr],
+) -> Vec<SourceConfig> {
+    let unix = unix
+        .iter()
+        .map(|p| SourceConfig::Unix(UnixSource::new(p.clone())));
+    let udp = udp.iter().map(|a| SourceConfig::Udp(UdpSource::new(*a)));
+    let tcp = tcp.iter().map(|a| SourceConfig::Tcp(TcpSource::new(*a)));
+    unix.chain(udp).chain(tcp).collect()
+}
+
+impl RelayConfig {
+    /// The routes in effect: the explicit ones, or the original two.
+    pub fn effective_routes(&self) -> Vec<RouteConfig> {
+        if !self.routes.is_empty() {
+            return self.routes.clone();
+        }
+        let local3 = Filter {
+            facility: Some(vec![Facility::Local3]),
+            ..Filter::default()
+        };
+        let mut routes = vec![RouteConfig {
+            filter: local3.clone(),
+            destination: DestinationConfig::Redis {
+                key: self.redis_key.clone(),
+                value: self.redis_value.clone(),
+            },
+            is_final: false,
+        }];
+        if let Some(path) = &self.other_file {
+            routes.push(RouteConfig {
+                filter: Filter {
+                    not: Some(Box::new(local3)),
+                    ..Filter::default()
+                },
+                destination: DestinationConfig::File {
+                    path: path.clone(),
+                    template: self.other_template.clone(),
+                },
+                is_final: false,
+            });
+        }
+        routes
+    }
+
+    /// Checks what serde cannot, naming the field at fault. Templates are compiled here
+    /// once to find errors at start-up (and again, once, when the relay starts).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for (i, source) in self.sources.iter().enumerate() {
+            match source {
+                SourceConfig::Unix(u) => {
+                    u.mode_bits().map_err(|e| {
+                        ConfigError::invalid("relay.sources", format!("[{i}].mode: {e}"))
+                    })?;
+                    if u.path.as_os_str().is_empty() {
+                        return Err(ConfigError::invalid(
+                            "relay.sources",
+                            format!("[{i}].path: must not be empty"),
+                        ));
+                    }
+                }
+                SourceConfig::Udp(u) if u.receive_buffer_bytes == 0 => {
+                    return Err(ConfigError::invalid(
+                        "relay.sources",
+                        format!("[{i}].receive_buffer_bytes: must be > 0"),
+                    ));
+                }
+                SourceConfig::Tcp(t)
+                    if t.max_message_bytes < 64 || t.max_message_bytes > 16 << 20 =>
+                {
+                    return Err(ConfigError::invalid(
+                        "relay.sources",
+                        format!("[{i}].max_message_bytes: must be between 64 and 16777216"),
+                    ));
+                }
+                SourceConfig::Tcp(t) if t.max_connections == 0 => {
+                    return Err(ConfigError::invalid(
+                        "relay.sources",
+                        format!("[{i}].max_connections: must be > 0"),
+                    ));
+                }
+                _ => {}
+            }
+        }
+        if self.routes.is_empty() {
+            let check = |field: &'static str, t: &str| {
+                template::compile(t)
+                    .map(|_| ())
+                    .map_err(|e| ConfigError::invalid(field, e.to_string()))
+            };
+            check("relay.redis_key", &self.redis_key)?;
+            check("relay.redis_value", &self.redis_value)?;
+            check("relay.other_template", &self.other_template)?;
+        } else if self.other_file.is_some() {
+            return Err(ConfigError::invalid(
+                "relay.other_file",
+                "only applies to the original routes; with `relay.routes`, add a route with a file destination",
+            ));
+        }
+        for (i, route) in self.routes.iter().enumerate() {
+            let (name, source) = match &route.destination {
+                DestinationConfig::Redis { key, value } => {
+                    template::compile(key).map_err(|e| {
+                        ConfigError::invalid(
+                            "relay.routes",
+                            format!("[{i}].destination.redis.key: {e}"),
+                        )
+                    })?;
+                    ("redis.value", value)
+                }
+                DestinationConfig::File { template, .. } => ("file.template", template),
+            };
+            template::compile(source).map_err(|e| {
+                ConfigError::invalid("relay.routes", format!("[{i}].destination.{name}: {e}"))
+            })?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn relay(toml: &str) -> Result<RelayConfig, String> {
+        use figment::providers::Format;
+        let c: RelayConfig = figment::Figment::new()
+            .merge(figment::providers::Serialized::defaults(
+                RelayConfig::default(),
+            ))
+            .merge(figment::providers::Toml::string(toml))
+            .extract()
+            .map_err(|e| e.to_string())?;
+        c.validate().map_err(|e| e.to_string())?;
+        Ok(c)
+    }
+
+    #[test]
+    fn full_config() {
+        let c = relay(
+            r#"
+            [[sources]]
+            type = "unix"
+            path = "/tmp/x.sock"
+            [[sources]]
+            type = "udp"
+            address = "127.0.0.1:5514"
+            [[sources]]
+            type = "tcp"
+            address = "127.0.0.1:5514"
+            max_connections = 10
+            [[routes]]
+            filter = { facility = ["local3", "local4"], not = { severity = ["debug"] } }
+            destination = { redis = { key = "${PROGRAM}", value = "${MESSAGE}" } }
+            final = true
+            [[routes]]
+            destination = { file = { path = "/tmp/messages" } }
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.sources.len(), 3);
+        assert_eq!(
+            c.sources[0],
+            SourceConfig::Unix(UnixSource::new("/tmp/x.sock".into()))
+        );
+        assert!(c.routes[0].is_final);
+        assert_eq!(c.effective_routes().len(), 2);
+    }
+
+    #[test]
+    fn default_routes_are_the_original() {
+        let c = RelayConfig {
+            other_file: Some("/tmp/m".into()),
+            ..RelayConfig::default()
+        };
+        let routes = c.effective_routes();
+        assert_eq!(routes.len(), 2);
+        assert_eq!(routes[0].filter.facility, Some(vec![Facility::Local3]));
+        assert!(routes[1].filter.not.is_some());
+        assert_eq!(RelayConfig::default().effective_routes().len(), 1);
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let e = relay("[[sources]]\ntype = \"udp\"\naddress = \"127.0.0.1:1\"\nport = 3\n")
+            .unwrap_err();
+        assert!(e.contains("port"), "{e}");
+        let e = relay("[[sources]]\ntype = \"unix\"\npath = \"/x\"\nmode = \"999\"\n").unwrap_err();
+        assert!(e.contains("relay.sources") && e.contains("[0].mode"), "{e}");
+        let e =
+            relay("[[routes]]\ndestination = { redis = { key = \"${NOPE}\", value = \"x\" } }\n")
+                .unwrap_err();
+        assert!(
+            e.contains("[0].destination.redis.key") && e.contains("NOPE"),
+            "{e}"
+        );
+        let e = relay("[[routes]]\nfilter = { facility = [\"local9\"] }\ndestination = { file = { path = \"/x\" } }\n").unwrap_err();
+        assert!(e.contains("local9"), "{e}");
+        let e = relay("redis_value = \"$(upper x)\"").unwrap_err();
+        assert!(e.contains("relay.redis_value"), "{e}");
+    }
+}

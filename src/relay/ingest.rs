@@ -1,0 +1,164 @@
+//! What happens to one received message, on the thread of the source that read it:
+//! parse, route, render, then append to the local log (Redis routes) or to a batch of
+//! file lines (file routes, written once per batch with [`Ingest::end_batch`]).
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use chrono::{DateTime, Local};
+
+use super::metrics::SourceMetrics;
+use super::route::{Destination, Router};
+use crate::log::{Appender, LogError, Ticket};
+use crate::syslog::parse;
+use crate::template::syslog::Record;
+
+pub struct Ingest {
+    router: Arc<Router>,
+    appender: Appender,
+    pub metrics: SourceMetrics,
+    local_host: Arc<[u8]>,
+    /// Reused render buffers: no allocation per message once warm.
+    key: Vec<u8>,
+    value: Vec<u8>,
+    /// Pending lines per route (empty for Redis routes).
+    file_lines: Vec<Vec<u8>>,
+    /// The receive time of the current batch (cheaper than a clock read per message).
+    now: DateTime<Local>,
+    /// The busy counters, added to the metrics once per batch rather than per message.
+    tally: Tally,
+}
+
+#[derive(Default)]
+struct Tally {
+    received: u64,
+    parsed: u64,
+    malformed: u64,
+    to_redis: u64,
+    to_file: u64,
+    unrouted: u64,
+}
+
+impl Ingest {
+    /// Must be called inside the tokio runtime of the source's thread: the appender's
+    /// group-commit flusher runs there.
+    pub fn new(
+        router: Arc<Router>,
+        appender: Appender,
+        metrics: SourceMetrics,
+        local_host: Arc<[u8]>,
+    ) -> Ingest {
+        let routes = router.routes.len();
+        Ingest {
+            router,
+            appender,
+            metrics,
+            local_host,
+            key: Vec::with_capacity(256),
+            value: Vec::with_capacity(4096),
+            file_lines: vec![Vec::new(); routes],
+            now: Local::now(),
+            tally: Tally::default(),
+        }
+    }
+
+    pub fn appender(&self) -> &Appender {
+        &self.appender
+    }
+
+    /// Starts a batch of messages read at the same moment.
+    pub fn begin_batch(&mut self) {
+        self.now = Local::now();
+    }
+
+    /// Handles one message (framing already removed). Returns the ticket of its last
+    /// record in the local log, if a Redis route took it.
+    pub fn message(&mut self, raw: &[u8], peer: Option<IpAddr>) -> Option<Ticket> {
+        let m = &self.metrics;
+        let tally = &mut self.tally;
+        tally.received += 1;
+        let message = parse(raw, self.now);
+        if message.malformed {
+            tally.malformed += 1;
+        } else {
+            tally.parsed += 1;
+        }
+        let record = Record {
+            message: &message,
+            received: self.now,
+            peer,
+            local_host: &self.local_host,
+        };
+        let mut ticket = None;
+        let (key, value, file_lines) = (&mut self.key, &mut self.value, &mut self.file_lines);
+        let appender = &self.appender;
+        let matched = self
+            .router
+            .each_match(&message, |i, route| match &route.destination {
+                Destination::Redis { key: k, value: v } => {
+                    key.clear();
+                    value.clear();
+                    k.render(&record, key);
+                    v.render(&record, value);
+                    match appender.append(key, value) {
+                        Ok(t) => {
+                            tally.to_redis += 1;
+                            ticket = Some(t);
+                        }
+                        Err(LogError::Full { .. }) => m.dropped_log_full.increment(1),
+                        Err(_) => m.dropped_too_large.increment(1),
+                    }
+                }
+                Destination::File { template, .. } => {
+                    let lines = &mut file_lines[i];
+                    let start = lines.len();
+                    template.render(&record, lines);
+                    // One message, one line, whatever its text holds.
+                    for b in &mut lines[start..] {
+                        if *b == b'\n' {
+                            *b = b' ';
+                        }
+                    }
+                    lines.push(b'\n');
+                    tally.to_file += 1;
+                }
+            });
+        if matched == 0 {
+            tally.unrouted += 1;
+        }
+        ticket
+    }
+
+    /// Ends a batch: writes the pending file lines (one `write` per file route) and
+    /// adds up the counters.
+    pub fn end_batch(&mut self) {
+        let (t, m) = (std::mem::take(&mut self.tally), &self.metrics);
+        for (counter, n) in [
+            (&m.received, t.received),
+            (&m.parsed, t.parsed),
+            (&m.malformed, t.malformed),
+            (&m.to_redis, t.to_redis),
+            (&m.to_file, t.to_file),
+            (&m.unrouted, t.unrouted),
+        ] {
+            if n > 0 {
+                counter.increment(n);
+            }
+        }
+        for (i, route) in self.router.routes.iter().enumerate() {
+            let lines = &mut self.file_lines[i];
+            if lines.is_empty() {
+                continue;
+            }
+            if let Destination::File { sink, .. } = &route.destination {
+                if !sink.write(lines) {
+                    let n = lines.iter().filter(|&&b| b == b'\n').count();
+                    self.metrics.file_errors.increment(n as u64);
+                }
+            }
+            lines.clear();
+            // A burst of huge lines must not pin its memory forever.
+            lines.shrink_to(64 * 1024);
+        }
+    }
+}

@@ -1,0 +1,49 @@
+//! The relay's counters, one set of handles per source kind (`unix`, `udp`, `tcp`), taken
+//! once so that counting a message is an atomic add.
+
+use metrics::{counter, Counter};
+
+#[derive(Clone)]
+pub struct SourceMetrics {
+    /// Messages read off the socket.
+    pub received: Counter,
+    /// Parsed as RFC 3164 / RFC 5424.
+    pub parsed: Counter,
+    /// Not parseable: passed on with an empty program and the raw text.
+    pub malformed: Counter,
+    /// Over-long lines cut to the maximum message size.
+    pub truncated: Counter,
+    /// Connections closed for a bad octet count.
+    pub framing_errors: Counter,
+    /// Messages no route took.
+    pub unrouted: Counter,
+    pub to_redis: Counter,
+    pub to_file: Counter,
+    /// Lines a file refused.
+    pub file_errors: Counter,
+    /// Datagrams dropped because the local log was full (stream sources wait instead).
+    pub dropped_log_full: Counter,
+    /// Records larger than the local log accepts.
+    pub dropped_too_large: Counter,
+    pub rejected_connections: Counter,
+}
+
+impl SourceMetrics {
+    pub fn new(kind: &'static str) -> SourceMetrics {
+        let c = |name: &'static str| counter!(name, "source" => kind);
+        SourceMetrics {
+            received: c("pixelpipe_relay_received_total"),
+            parsed: c("pixelpipe_relay_parsed_total"),
+            malformed: c("pixelpipe_relay_malformed_total"),
+            truncated: c("pixelpipe_relay_truncated_total"),
+            framing_errors: c("pixelpipe_relay_framing_errors_total"),
+            unrouted: c("pixelpipe_relay_unrouted_total"),
+            to_redis: c("pixelpipe_relay_routed_redis_total"),
+            to_file: c("pixelpipe_relay_routed_file_total"),
+            file_errors: c("pixelpipe_relay_file_errors_total"),
+            dropped_log_full: counter!("pixelpipe_relay_dropped_total", "source" => kind, "reason" => "log_full"),
+            dropped_too_large: counter!("pixelpipe_relay_dropped_total", "source" => kind, "reason" => "too_large"),
+            rejected_connections: c("pixelpipe_relay_rejected_connections_total"),
+        }
+    }
+}

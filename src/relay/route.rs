@@ -1,0 +1,233 @@
+//! The compiled routes: filters evaluated per message, templates compiled once.
+
+use std::sync::Arc;
+
+use super::config::{DestinationConfig, Filter, RouteConfig};
+use super::file::FileSink;
+use crate::syslog::Message;
+use crate::template::syslog::{compile, Template, TemplateError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RouteError {
+    #[error("route {index}: {field}: {source}")]
+    Template {
+        index: usize,
+        field: &'static str,
+        source: TemplateError,
+    },
+    #[error("route {index}: {source}")]
+    File {
+        index: usize,
+        source: super::file::FileError,
+    },
+}
+
+/// A filter with its lists turned into bitmasks where it is cheap to.
+#[derive(Debug, Clone)]
+struct CompiledFilter {
+    /// Bit `n` set: facility `n` passes. `None`: no condition.
+    facilities: Option<u32>,
+    severities: Option<u8>,
+    programs: Option<Vec<Vec<u8>>>,
+    not: Option<Box<CompiledFilter>>,
+}
+
+impl CompiledFilter {
+    fn new(f: &Filter) -> CompiledFilter {
+        CompiledFilter {
+            facilities: f
+                .facility
+                .as_ref()
+                .map(|l| l.iter().fold(0u32, |m, f| m | 1 << (*f as u32))),
+            severities: f
+                .severity
+                .as_ref()
+                .map(|l| l.iter().fold(0u8, |m, s| m | 1 << (*s as u8))),
+            programs: f
+                .program
+                .as_ref()
+                .map(|l| l.iter().map(|p| p.as_bytes().to_vec()).collect()),
+            not: f.not.as_ref().map(|n| Box::new(CompiledFilter::new(n))),
+        }
+    }
+
+    fn matches(&self, m: &Message<'_>) -> bool {
+        self.facilities
+            .is_none_or(|mask| mask & (1 << m.facility) != 0)
+            && self
+                .severities
+                .is_none_or(|mask| mask & (1 << m.severity) != 0)
+            && self
+                .programs
+                .as_ref()
+                .is_none_or(|l| l.iter().any(|p| p == m.program))
+            && self.not.as_ref().is_none_or(|n| !n.matches(m))
+    }
+}
+
+pub enum Destination {
+    Redis {
+        key: Template,
+        value: Template,
+    },
+    File {
+        sink: Arc<FileSink>,
+        template: Template,
+    },
+}
+
+pub struct Route {
+    filter: CompiledFilter,
+    pub destination: Destination,
+    is_final: bool,
+}
+
+pub struct Router {
+    pub routes: Vec<Route>,
+}
+
+impl Router {
+    /// Compiles the routes and opens their files (a file shared by several routes is
+    /// opened once).
+    pub fn new(configs: &[RouteConfig]) -> Result<Router, RouteError> {
+        let mut files: Vec<Arc<FileSink>> = Vec::new();
+        let mut routes = Vec::new();
+        for (index, c) in configs.iter().enumerate() {
+            let tpl = |field: &'static str, source: &str| {
+                compile(source).map_err(|source| RouteError::Template {
+                    index,
+                    field,
+                    source,
+                })
+            };
+            let destination = match &c.destination {
+                DestinationConfig::Redis { key, value } => Destination::Redis {
+                    key: tpl("destination.redis.key", key)?,
+                    value: tpl("destination.redis.value", value)?,
+                },
+                DestinationConfig::File { path, template } => {
+                    let sink = match files.iter().find(|f| f.path() == path) {
+                        Some(f) => f.clone(),
+                        None => {
+                            let f = Arc::new(
+                                FileSink::open(path)
+                                    .map_err(|source| RouteError::File { index, source })?,
+                            );
+                            files.push(f.clone());
+                            f
+                        }
+                    };
+                    Destination::File {
+                        sink,
+                        template: tpl("destination.file.template", template)?,
+                    }
+                }
+            };
+            routes.push(Route {
+                filter: CompiledFilter::new(&c.filter),
+                destination,
+                is_final: c.is_final,
+            });
+        }
+        Ok(Router { routes })
+    }
+
+    /// Calls `deliver` with the index of every route `m` takes, in order.
+    pub fn each_match(&self, m: &Message<'_>, mut deliver: impl FnMut(usize, &Route)) -> usize {
+        let mut matched = 0;
+        for (i, route) in self.routes.iter().enumerate() {
+            if route.filter.matches(m) {
+                matched += 1;
+                deliver(i, route);
+                if route.is_final {
+                    break;
+                }
+            }
+        }
+        matched
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::relay::config::RelayConfig;
+    use crate::syslog::{Facility, Severity};
+
+    fn msg(facility: u8, severity: u8, program: &'static [u8]) -> Message<'static> {
+        Message {
+            facility,
+            severity,
+            timestamp: None,
+            host: None,
+            program,
+            pid: b"",
+            msgid: b"",
+            message: b"m",
+            rfc5424: false,
+            malformed: false,
+        }
+    }
+
+    fn routes_taken(router: &Router, m: &Message<'_>) -> Vec<usize> {
+        let mut v = Vec::new();
+        router.each_match(m, |i, _| v.push(i));
+        v
+    }
+
+    #[test]
+    fn original_routes() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = RelayConfig {
+            other_file: Some(dir.path().join("messages")),
+            ..RelayConfig::default()
+        };
+        let r = Router::new(&c.effective_routes()).unwrap();
+        assert_eq!(routes_taken(&r, &msg(19, 6, b"pixel")), vec![0]);
+        assert_eq!(routes_taken(&r, &msg(1, 5, b"root")), vec![1]);
+    }
+
+    #[test]
+    fn filters_combine() {
+        let f = Filter {
+            facility: Some(vec![Facility::Local3, Facility::User]),
+            severity: None,
+            program: None,
+            not: Some(Box::new(Filter {
+                severity: Some(vec![Severity::Debug]),
+                program: Some(vec!["noisy".into()]),
+                ..Filter::default()
+            })),
+        };
+        let f = CompiledFilter::new(&f);
+        assert!(f.matches(&msg(19, 7, b"pixel")));
+        assert!(f.matches(&msg(1, 6, b"noisy")));
+        assert!(!f.matches(&msg(1, 7, b"noisy")));
+        assert!(!f.matches(&msg(2, 6, b"pixel")));
+        assert!(CompiledFilter::new(&Filter::default()).matches(&msg(0, 0, b"")));
+    }
+
+    #[test]
+    fn final_stops() {
+        let routes = vec![
+            RouteConfig {
+                filter: Filter::default(),
+                destination: DestinationConfig::Redis {
+                    key: "a".into(),
+                    value: "b".into(),
+                },
+                is_final: true,
+            },
+            RouteConfig {
+                filter: Filter::default(),
+                destination: DestinationConfig::Redis {
+                    key: "c".into(),
+                    value: "d".into(),
+                },
+                is_final: false,
+            },
+        ];
+        let r = Router::new(&routes).unwrap();
+        assert_eq!(routes_taken(&r, &msg(1, 1, b"")), vec![0]);
+    }
+}

@@ -1,0 +1,148 @@
+//! The TCP source: RFC 6587 framing per connection, a connection limit, and the stream
+//! guarantee — a chunk's messages are in the local log before the next chunk is read, so
+//! what the sender got past TCP flow control survives a `kill -9`.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+
+use super::config::TcpSource;
+use super::ingest::Ingest;
+use super::SourceError;
+use crate::log::Ticket;
+use crate::syslog::framing::{Decoder, Step};
+
+/// Bytes asked of the socket per read.
+const READ_SIZE: usize = 128 * 1024;
+
+pub fn bind(config: &TcpSource) -> Result<std::net::TcpListener, SourceError> {
+    let err = |source| SourceError::Tcp {
+        address: config.address,
+        source,
+    };
+    let listener = std::net::TcpListener::bind(config.address).map_err(err)?;
+    listener.set_nonblocking(true).map_err(err)?;
+    Ok(listener)
+}
+
+/// Accepts connections until `stop`, then waits for the open ones to finish their chunk.
+/// `new_ingest` makes each connection's message handler.
+pub async fn run(
+    listener: TcpListener,
+    config: TcpSource,
+    new_ingest: impl Fn() -> Ingest,
+    mut stop: watch::Receiver<bool>,
+) {
+    let limit = Arc::new(Semaphore::new(config.max_connections));
+    let mut connections = JoinSet::new();
+    let rejected = super::metrics::SourceMetrics::new("tcp").rejected_connections;
+    loop {
+        let (stream, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accepting a TCP connection failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = super::stop_requested(&mut stop) => break,
+        };
+        let Ok(permit) = limit.clone().try_acquire_owned() else {
+            rejected.increment(1);
+            drop(stream);
+            continue;
+        };
+        let ingest = new_ingest();
+        let stop = stop.clone();
+        connections.spawn(async move {
+            connection(stream, peer, config.max_message_bytes, ingest, stop).await;
+            drop(permit);
+        });
+        // Reap finished connections so the set does not grow.
+        while connections.try_join_next().is_some() {}
+    }
+    while connections.join_next().await.is_some() {}
+}
+
+async fn connection(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    max_message: usize,
+    mut ingest: Ingest,
+    mut stop: watch::Receiver<bool>,
+) {
+    let ip: IpAddr = peer.ip();
+    let mut decoder = Decoder::new(max_message);
+    let mut buf = BytesMut::with_capacity(READ_SIZE);
+    let mut tickets: Vec<Ticket> = Vec::new();
+    let log = ingest.appender().log().clone();
+    loop {
+        // Backpressure instead of loss: while the local log is full, stop reading.
+        while log.check_room(READ_SIZE * 2).is_err() {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                _ = super::stop_requested(&mut stop) => return,
+            }
+        }
+        buf.reserve(READ_SIZE);
+        let read = tokio::select! {
+            r = stream.read_buf(&mut buf) => r,
+            _ = super::stop_requested(&mut stop) => return,
+        };
+        let eof = match read {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "TCP connection failed");
+                true
+            }
+        };
+        ingest.begin_batch();
+        let mut consumed = 0;
+        let mut close = eof;
+        loop {
+            match decoder.next(&buf[consumed..], eof) {
+                Ok(Step::Message { range, consumed: n }) => {
+                    let msg = &buf[consumed + range.start..consumed + range.end];
+                    tickets.extend(ingest.message(msg, Some(ip)));
+                    consumed += n;
+                }
+                Ok(Step::Truncated { range, consumed: n }) => {
+                    ingest.metrics.truncated.increment(1);
+                    let msg = &buf[consumed + range.start..consumed + range.end];
+                    tickets.extend(ingest.message(msg, Some(ip)));
+                    consumed += n;
+                }
+                Ok(Step::Skip { consumed: n }) => consumed += n,
+                Ok(Step::NeedMore) => break,
+                Err(e) => {
+                    // An octet count that cannot be trusted: there is no way to find the
+                    // next frame, so the connection ends here.
+                    ingest.metrics.framing_errors.increment(1);
+                    tracing::debug!(%peer, error = %e, "closing a TCP connection: bad framing");
+                    close = true;
+                    break;
+                }
+            }
+        }
+        buf.advance(consumed);
+        ingest.end_batch();
+        for t in tickets.drain(..) {
+            if let Err(e) = t.wait().await {
+                tracing::error!(%peer, error = %e, "closing a TCP connection: its messages could not be logged");
+                return;
+            }
+        }
+        if close {
+            return;
+        }
+    }
+}

@@ -1,0 +1,47 @@
+//! The unix datagram source (`/dev/log`, nginx's `syslog:server=unix:PATH`).
+
+use std::io;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::net::UnixDatagram;
+use std::path::Path;
+
+use super::config::UnixSource;
+use super::SourceError;
+
+/// Binds the socket, replacing a stale socket file but never one a live process still
+/// receives on, nor a file that is not a socket.
+pub fn bind(config: &UnixSource) -> Result<UnixDatagram, SourceError> {
+    let path = &config.path;
+    let err = |source: io::Error| SourceError::Unix {
+        path: path.clone(),
+        source,
+    };
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if !meta.file_type().is_socket() {
+            return Err(err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "exists and is not a socket",
+            )));
+        }
+        if is_alive(path) {
+            return Err(err(io::Error::new(
+                io::ErrorKind::AddrInUse,
+                "another process is receiving on it",
+            )));
+        }
+        std::fs::remove_file(path).map_err(err)?;
+    }
+    let socket = UnixDatagram::bind(path).map_err(err)?;
+    let mode = config
+        .mode_bits()
+        .map_err(|e| err(io::Error::new(io::ErrorKind::InvalidInput, e)))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(err)?;
+    socket.set_nonblocking(true).map_err(err)?;
+    Ok(socket)
+}
+
+fn is_alive(path: &Path) -> bool {
+    UnixDatagram::unbound()
+        .and_then(|s| s.connect(path))
+        .is_ok()
+}
