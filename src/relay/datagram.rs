@@ -91,7 +91,7 @@ pub(super) async fn run(
         let mut n = 0;
         while n < BURST {
             match inbox.try_recv(&mut buf) {
-                // The receiver is gone (every forwarded datagram has a header).
+                // The receiver's end marker (every forwarded datagram has a header).
                 Ok(0) => {
                     ingest.end_batch();
                     break 'outer;
@@ -134,9 +134,15 @@ pub(super) async fn run(
 }
 
 /// The receiver thread: waits for the socket to be readable, forwards every datagram
-/// (with its sender) to the processing thread. Ends when `stop` is set; dropping
-/// `forward` then tells the processing side.
+/// (with its sender) to the processing thread. Ends when `stop` is set.
 fn receive_loop(socket: impl Receive, forward: UnixDatagram, stop: Arc<AtomicBool>) {
+    forward_loop(socket, &forward, stop);
+    // Closing a datagram pair does not wake the other end: an empty datagram (every
+    // forwarded one has a header) says the end.
+    let _ = forward.send(&[]);
+}
+
+fn forward_loop(socket: impl Receive, forward: &UnixDatagram, stop: Arc<AtomicBool>) {
     let fd = socket.as_raw_fd();
     let mut buf = vec![0u8; HEADER + MAX_DATAGRAM];
     while !stop.load(Ordering::Relaxed) {
