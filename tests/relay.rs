@@ -296,6 +296,10 @@ destination = {{ redis = {{ key = "events:${{FACILITY}}", value = "${{PROGRAM}}|
     });
     assert_eq!(process.metric("pixelpipe_relay_unrouted_total", ""), 1.0);
     assert_eq!(redis.llen("events:local3"), 1);
+    // SIGTERM stops every source thread and exits cleanly, removing the socket file.
+    let mut process = process;
+    assert!(process.terminate(Duration::from_secs(15)).success());
+    assert!(!socket.exists());
 }
 
 /// Bad configuration is refused at start-up with the field named.

@@ -3,9 +3,10 @@
 //! ([`ingest`], [`route`]), and go to Redis through the same durable local log and
 //! exactly-once shipper as `serve`, or to a plain file ([`file`]).
 //!
-//! Threads: each datagram source has a thread of its own (to drain its socket as fast as
-//! it fills), the TCP sources share one, and the shipper and admin listener run on the
-//! caller's runtime. Every source thread has its own appender (group commit).
+//! Threads: each datagram source has a thread of its own, plus (unix sockets, by default)
+//! a real-time receiver that empties the 10-deep socket queue (see [`datagram`]); the TCP
+//! sources share one thread; the shipper and admin listener run on the caller's runtime.
+//! Every source thread has its own appender (group commit).
 
 pub mod config;
 mod datagram;
