@@ -376,3 +376,30 @@ fn metrics_count_what_happened() {
         assert!(text.contains(name), "{name} missing from /metrics");
     }
 }
+
+#[test]
+fn a_key_of_the_wrong_type_is_reported_and_does_not_stall_shipping() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = Redis::start();
+    redis::cmd("SET")
+        .arg("pixel")
+        .arg("not a list")
+        .query::<()>(&mut redis.conn())
+        .unwrap();
+    let addr = listen_addr();
+    let server = serve(&dir.path().join("data"), &redis.url(), addr, &[]);
+    assert_eq!(hit_ids(addr, 0..3, 1).len(), 3);
+    wait_until("the refusal, and the position past it", Duration::from_secs(10), || {
+        server.stderr().contains("WRONGTYPE")
+            && server.metric("pixelpipe_backlog_bytes", "") == 0.0
+    });
+    redis::cmd("DEL")
+        .arg("pixel")
+        .query::<()>(&mut redis.conn())
+        .unwrap();
+    assert_eq!(hit_ids(addr, 3..5, 1).len(), 2);
+    wait_until("the later records", Duration::from_secs(10), || {
+        redis.llen("pixel") == 2
+    });
+    assert_eq!(ids_of(&redis.list_oldest_first("pixel")), [3, 4]);
+}

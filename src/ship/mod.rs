@@ -143,35 +143,29 @@ impl Shipper {
             }
             let started = Instant::now();
             match self.sink.ship(&batch).await {
-                Ok(redis_pos) => {
-                    metrics()
-                        .ship_seconds
-                        .record(started.elapsed().as_secs_f64());
-                    if redis_pos == batch.end {
-                        let m = metrics();
-                        m.shipped_records.increment(batch.len() as u64);
-                        m.shipped_bytes.increment(batch.bytes() as u64);
-                    } else {
-                        tracing::warn!(
-                            batch_start = batch.start,
-                            redis_pos,
-                            "Redis already holds records past this batch; resuming from its position"
-                        );
-                    }
-                    pos = redis_pos;
+                Ok(()) => {
+                    let m = metrics();
+                    m.ship_seconds.record(started.elapsed().as_secs_f64());
+                    m.shipped_records.increment(batch.len() as u64);
+                    m.shipped_bytes.increment(batch.bytes() as u64);
+                    pos = batch.end;
                     self.acknowledge(pos, false);
-                    if redis_pos == batch.end {
-                        if let Some(tap) = &self.tap {
-                            // Analytics must never hold up shipping: a full tap drops the batch.
-                            if tap.try_send(Arc::new(batch)).is_err() {
-                                metrics::counter!("pixelpipe_analytics_dropped_batches_total", "reason" => "queue_full").increment(1);
-                            }
+                    if let Some(tap) = &self.tap {
+                        // Analytics must never hold up shipping: a full tap drops the batch.
+                        if tap.try_send(Arc::new(batch)).is_err() {
+                            metrics::counter!("pixelpipe_analytics_dropped_batches_total", "reason" => "queue_full").increment(1);
                         }
                     }
                 }
                 Err(e) => {
                     metrics().redis_errors.increment(1);
-                    tracing::warn!(redis = %self.redis_display, error = %e, "shipping a batch failed; it will be retried (a retry is recognised, never pushed twice)");
+                    if e.is_refusal() {
+                        // EXEC ran the rest of the transaction, position included: these
+                        // records can never be pushed (e.g. the key holds another type).
+                        tracing::error!(redis = %self.redis_display, error = %e, batch_start = batch.start, records = batch.len(), "Redis answered a batch with an error; the position Redis holds decides what is sent again, and records of a command refused inside the transaction are not delivered");
+                    } else {
+                        tracing::warn!(redis = %self.redis_display, error = %e, "shipping a batch failed; resuming from the position Redis holds (nothing is pushed twice)");
+                    }
                     said_down = true;
                     self.sink.disconnect();
                     self.set_up(false);

@@ -1,35 +1,18 @@
 //! The Redis list sink: a batch of records and the new shipped position, applied in one
-//! atomic Lua script, so that a batch retried after a lost reply is recognised and skipped.
+//! `MULTI`/`EXEC` transaction.
+//!
+//! Why this is exactly once: this log is the only writer of its position key, and the
+//! transaction applies the records and the position together or not at all. After any
+//! error — a lost reply included — the shipper reconnects and reads the position back
+//! before sending anything ([`RedisList::connect`]): a batch that did go in is then
+//! behind the position and is not sent again; one that did not is sent again.
 
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Client, Script};
+use redis::{AsyncConnectionConfig, Client};
 
 use crate::log::Batch;
-
-/// KEYS[1]: this log's shipped position; KEYS[2..]: the lists, in the order of ARGV groups.
-/// ARGV: batch start, batch end, then per list a count and that many values, oldest first.
-/// Returns the position Redis holds afterwards: `end` when the batch is in (now or from an
-/// earlier try), or a later position to resume from.
-const SHIP: &str = r#"
-local pos = tonumber(redis.call('GET', KEYS[1]) or '0')
-local from, to = tonumber(ARGV[1]), tonumber(ARGV[2])
-if pos > from then return pos end
-local i = 3
-for k = 2, #KEYS do
-  local last = i + tonumber(ARGV[i])
-  i = i + 1
-  while i <= last do
-    -- unpack() is bounded by Lua's C stack: push in slices.
-    local j = math.min(i + 999, last)
-    redis.call('LPUSH', KEYS[k], unpack(ARGV, i, j))
-    i = j + 1
-  end
-end
-redis.call('SET', KEYS[1], ARGV[2])
-return to
-"#;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
@@ -37,11 +20,21 @@ pub enum SinkError {
     Redis(#[from] redis::RedisError),
 }
 
+impl SinkError {
+    /// Redis answered with an error (rather than the connection failing).
+    pub fn is_refusal(&self) -> bool {
+        let SinkError::Redis(e) = self;
+        !(e.is_io_error()
+            || e.is_timeout()
+            || e.is_connection_dropped()
+            || e.is_connection_refusal())
+    }
+}
+
 pub struct RedisList {
     client: Client,
     config: AsyncConnectionConfig,
     position_key: String,
-    script: Script,
     conn: Option<MultiplexedConnection>,
 }
 
@@ -53,7 +46,6 @@ impl RedisList {
                 .set_connection_timeout(Some(timeout))
                 .set_response_timeout(Some(timeout)),
             position_key,
-            script: Script::new(SHIP),
             conn: None,
         }
     }
@@ -81,8 +73,8 @@ impl RedisList {
     }
 
     /// Pushes the batch, `LPUSH` per list in record order, and moves the position to its
-    /// end, atomically. Returns the position Redis holds afterwards.
-    pub async fn ship(&mut self, batch: &Batch) -> Result<u64, SinkError> {
+    /// end, in one transaction.
+    pub async fn ship(&mut self, batch: &Batch) -> Result<(), SinkError> {
         let conn = match &mut self.conn {
             Some(c) => c,
             None => {
@@ -99,15 +91,16 @@ impl RedisList {
                 None => lists.push((e.key, vec![e.value])),
             }
         }
-        let mut invocation = self.script.key(&self.position_key);
-        for (key, _) in &lists {
-            invocation.key(*key);
+        let mut tx = redis::pipe();
+        tx.atomic();
+        for (key, values) in &lists {
+            tx.cmd("LPUSH").arg(*key).arg(values).ignore();
         }
-        invocation.arg(batch.start).arg(batch.end);
-        for (_, values) in &lists {
-            invocation.arg(values.len()).arg(values);
-        }
-        let pos: u64 = invocation.invoke_async(conn).await?;
-        Ok(pos)
+        tx.cmd("SET")
+            .arg(&self.position_key)
+            .arg(batch.end)
+            .ignore();
+        tx.query_async::<()>(conn).await?;
+        Ok(())
     }
 }
