@@ -389,10 +389,14 @@ fn a_key_of_the_wrong_type_is_reported_and_does_not_stall_shipping() {
     let addr = listen_addr();
     let server = serve(&dir.path().join("data"), &redis.url(), addr, &[]);
     assert_eq!(hit_ids(addr, 0..3, 1).len(), 3);
-    wait_until("the refusal, and the position past it", Duration::from_secs(10), || {
-        server.stderr().contains("WRONGTYPE")
-            && server.metric("pixelpipe_backlog_bytes", "") == 0.0
-    });
+    wait_until(
+        "the refusal, and the position past it",
+        Duration::from_secs(10),
+        || {
+            server.stderr().contains("WRONGTYPE")
+                && server.metric("pixelpipe_backlog_bytes", "") == 0.0
+        },
+    );
     redis::cmd("DEL")
         .arg("pixel")
         .query::<()>(&mut redis.conn())

@@ -91,6 +91,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         return Err(RelayError::NoSources);
     }
     let router = Arc::new(Router::new(&config.relay.effective_routes())?);
+    // The same live analytics as `serve`, fed by the shipper.
+    let analytics = crate::consume::start_analytics(&config).map_err(PipelineError::Redis)?;
     let mut bound = Vec::new();
     for source in &config.relay.sources {
         bound.push(match source {
@@ -101,7 +103,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             SourceConfig::Tcp(t) => Bound::Tcp(tcp::bind(t)?, t.clone()),
         });
     }
-    let pipeline = Pipeline::start(&config, None).inspect_err(|_| remove_socket_files(&bound))?;
+    let pipeline =
+        Pipeline::start(&config, analytics.tap).inspect_err(|_| remove_socket_files(&bound))?;
     let (stop, stopped) = watch::channel(false);
     let admin_state = AdminState {
         log: pipeline.log.clone(),
@@ -111,7 +114,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     };
     let admin_addr = admin::serve(
         config.admin_listen,
-        admin::router(admin_state),
+        admin::router(admin_state).merge(analytics.router),
         stopped.clone(),
     )
     .await
