@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
 # pixelpipe serve against Debian's nginx, side by side in one run, under the same wrk load.
 #
-#   bench/serve.sh [seconds]        (default 15)
+#   bench/serve.sh [seconds] [rounds]        (defaults: 15 s, 3 rounds)
 #
-# Runs, one after the other on free loopback ports:
+# Runs, one after the other on free loopback ports, `rounds` times over (interleaved, so
+# that a slow moment of the machine does not favour one setup):
 #   1. nginx empty_gif, access_log to a file ($msec,$args)
 #   2. nginx empty_gif, access_log off
 #   3. pixelpipe serve, shipping to a real redis-server
 # each under `wrk -t2 -c50 -d<seconds>s` with a unique id per request, and prints
-# requests/s, the ratios, pixelpipe's records in Redis against wrk's 200s (and
-# duplicates), and pixelpipe's peak RSS. Needs: nginx, wrk, redis-server, redis-cli.
+# requests/s per round, the ratios within each round and their medians, pixelpipe's
+# records in Redis against wrk's 200s (and duplicates), and pixelpipe's peak RSS.
+# Needs: nginx, wrk, redis-server, redis-cli.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-15}
+rounds=${2:-3}
 for p in nginx wrk redis-server redis-cli; do
   command -v $p >/dev/null || PATH=$PATH:/usr/sbin command -v $p >/dev/null || {
     echo "missing $p: apt-get install nginx wrk redis-server redis-tools" >&2; exit 1; }
@@ -62,41 +65,50 @@ CONF
   echo "$r"
 }
 
-echo "== nginx, access_log to a file"; read -r ng_log_rps ng_log_req _ < <(nginx_run log "access_log $work/nginx-log/logs/pixel.log pixel;")
-echo "   $ng_log_rps req/s"
-echo "== nginx, access_log off";      read -r ng_off_rps _ _ < <(nginx_run off "access_log off;")
-echo "   $ng_off_rps req/s"
+pp_run() { # → prints "rps ok records dups rss_mib"
+  local rport pport aport dir=$work/pp-$1
+  rport=$(free_port); pport=$(free_port); aport=$(free_port)
+  redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no --dir "$work" >/dev/null & local rpid=$!; pids+=($rpid)
+  wait_port "$rport"
+  RUST_LOG=warn $bin --redis "redis://127.0.0.1:$rport" --data-dir "$dir" --admin-listen "127.0.0.1:$aport" \
+    serve --listen "127.0.0.1:$pport" 2>"$dir.log" & local pp=$!; pids+=($pp)
+  wait_port "$pport"
+  local rps req non2xx
+  read -r rps req non2xx < <(run_wrk "$pport")
+  # Let the shipper drain, then count.
+  local last=-1 n
+  for _ in $(seq 300); do
+    n=$(redis-cli -p "$rport" LLEN pixel)
+    [ "$n" = "$last" ] && break; last=$n; sleep 0.2
+  done
+  local rss_kb records dups
+  rss_kb=$(awk '/VmHWM/ {print $2}' /proc/$pp/status)
+  records=$(redis-cli -p "$rport" LLEN pixel)
+  dups=$(redis-cli -p "$rport" --raw LRANGE pixel 0 -1 | sed 's/^[^,]*,//' | sort | uniq -d | wc -l)
+  kill "$pp" "$rpid"; wait "$pp" "$rpid" 2>/dev/null || true
+  echo "$rps $((req - non2xx)) $records $dups $((rss_kb / 1024))"
+}
 
-echo "== pixelpipe serve → redis"
-rport=$(free_port); pport=$(free_port); aport=$(free_port)
-redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no --dir "$work" >/dev/null & pids+=($!)
-wait_port "$rport"
-RUST_LOG=warn $bin --redis "redis://127.0.0.1:$rport" --data-dir "$work/pp" --admin-listen "127.0.0.1:$aport" \
-  serve --listen "127.0.0.1:$pport" 2>"$work/pp.log" & pp=$!; pids+=($pp)
-wait_port "$pport"
-read -r pp_rps pp_req pp_non2xx < <(run_wrk "$pport")
-echo "   $pp_rps req/s"
-# Let the shipper drain, then count.
-last=-1
-for _ in $(seq 300); do
-  n=$(redis-cli -p "$rport" LLEN pixel)
-  [ "$n" = "$last" ] && break; last=$n; sleep 0.2
+ratio() { python3 -c "print(f'{$1/$2:.2f}')"; }
+median() { python3 -c "import statistics,sys; print(f'{statistics.median(map(float, sys.argv[1:])):.2f}')" "$@"; }
+
+log_ratios=(); off_ratios=(); total_ok=0; total_records=0; total_dups=0; peak_rss=0
+printf '%-6s %14s %14s %14s %9s %9s\n' round "nginx log" "nginx off" pixelpipe "pp/log" "pp/off"
+for r in $(seq "$rounds"); do
+  read -r ng_log_rps _ _ < <(nginx_run "log-$r" "access_log $work/nginx-log-$r/logs/pixel.log pixel;")
+  read -r ng_off_rps _ _ < <(nginx_run "off-$r" "access_log off;")
+  read -r pp_rps ok records dups rss < <(pp_run "$r")
+  log_ratios+=("$(ratio "$pp_rps" "$ng_log_rps")"); off_ratios+=("$(ratio "$pp_rps" "$ng_off_rps")")
+  total_ok=$((total_ok + ok)); total_records=$((total_records + records)); total_dups=$((total_dups + dups))
+  ((rss > peak_rss)) && peak_rss=$rss
+  printf '%-6s %14s %14s %14s %9s %9s\n' "$r" "$ng_log_rps" "$ng_off_rps" "$pp_rps" "${log_ratios[-1]}" "${off_ratios[-1]}"
 done
-rss_kb=$(awk '/VmHWM/ {print $2}' /proc/$pp/status)
-records=$(redis-cli -p "$rport" LLEN pixel)
-dups=$(redis-cli -p "$rport" --raw LRANGE pixel 0 -1 | sed 's/^[^,]*,//' | sort | uniq -d | wc -l)
-ok=$((pp_req - pp_non2xx))
 
 echo
-echo "== results (wrk -t2 -c50 -d${secs}s, unique id per request, $(nproc) cores shared by wrk, server and Redis)"
-printf '%-38s %12s %10s\n' setup "req/s" "ratio"
-printf '%-38s %12s %10s\n' "nginx empty_gif, access_log file" "$ng_log_rps" "1.00"
-printf '%-38s %12s %10s\n' "nginx empty_gif, access_log off" "$ng_off_rps" "$(python3 -c "print(f'{$ng_off_rps/$ng_log_rps:.2f}')")"
-printf '%-38s %12s %10s\n' "pixelpipe serve → Redis" "$pp_rps" "$(python3 -c "print(f'{$pp_rps/$ng_log_rps:.2f}')")"
-echo
-echo "pixelpipe vs nginx access_log file: $(python3 -c "print(f'{$pp_rps/$ng_log_rps:.2f}x')")"
-echo "pixelpipe vs nginx access_log off:  $(python3 -c "print(f'{$pp_rps/$ng_off_rps:.2f}x')")"
-echo "pixelpipe 200 responses counted by wrk: $ok (non-2xx: $pp_non2xx)"
-echo "records in Redis: $records ($(python3 -c "print(f'{100*$records/max($ok,1):.3f}')") % of 200s; more than 100 % = requests answered after wrk stopped counting)"
-echo "duplicate records: $dups"
-echo "pixelpipe peak RSS: $((rss_kb / 1024)) MiB"
+echo "== results (wrk -t2 -c50 -d${secs}s, unique id per request, $(nproc) cores shared by wrk, server and Redis; $rounds rounds)"
+echo "pixelpipe vs nginx access_log file: $(median "${log_ratios[@]}")x (median of ${log_ratios[*]})"
+echo "pixelpipe vs nginx access_log off:  $(median "${off_ratios[@]}")x (median of ${off_ratios[*]})"
+echo "pixelpipe 200 responses counted by wrk: $total_ok"
+echo "records in Redis: $total_records ($(python3 -c "print(f'{100*$total_records/max($total_ok,1):.3f}')") % of 200s; above 100 % = hits answered after wrk stopped counting)"
+echo "duplicate records: $total_dups"
+echo "pixelpipe peak RSS: $peak_rss MiB"

@@ -31,6 +31,10 @@ pub async fn serve(
     // When the first byte of the request being read arrived: the header timeout runs from
     // there, so a client trickling a byte at a time cannot hold the connection forever.
     let mut request_started: Option<Instant> = None;
+    // Made once per connection, not per wait: registering with the shared shutdown
+    // signal on every keep-alive round trip costs more than the rest of the wait.
+    let stop = super::stopped(&mut shutdown);
+    tokio::pin!(stop);
     loop {
         // Answer every complete request already buffered.
         let mut start = 0;
@@ -104,6 +108,14 @@ pub async fn serve(
         if buf.capacity() - buf.len() < 1024 {
             buf.reserve(4096);
         }
+        // The next request is often there already (pipelining, fast clients): then no
+        // timer and no wake-up are needed.
+        match stream.try_read_buf(&mut buf) {
+            Ok(0) => return,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(_) => return,
+        }
         tokio::select! {
             read = tokio::time::timeout(timeout, stream.read_buf(&mut buf)) => match read {
                 Ok(Ok(0)) | Ok(Err(_)) => return,
@@ -118,7 +130,7 @@ pub async fn serve(
                     return;
                 }
             },
-            _ = super::stopped(&mut shutdown), if !in_request => return,
+            _ = &mut stop, if !in_request => return,
         }
     }
 }

@@ -202,7 +202,16 @@ impl Worker {
             }
         }
         drop(listener);
-        while tasks.join_next().await.is_some() {}
+        // Idle connections end at once; a request in progress gets the header timeout to
+        // finish. A client that keeps a connection busy past that is cut off (dropping the
+        // set aborts its tasks): shutdown is bounded.
+        let drained = async { while tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(self.endpoint.header_timeout, drained)
+            .await
+            .is_err()
+        {
+            tracing::warn!("closing connections still busy after the grace period");
+        }
     }
 }
 
