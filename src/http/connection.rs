@@ -9,7 +9,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-use super::request::{self, Parsed, Request, MAX_HEADERS};
+use super::request::{self, Parsed, Request};
 use super::response::Reply;
 use super::Endpoint;
 use crate::log::{Appender, LogError, Ticket};
@@ -37,17 +37,19 @@ pub async fn serve(
     tokio::pin!(stop);
     loop {
         // Answer every complete request already buffered.
+        // One clock reading per batch of requests: their records' time and the answers' Date.
+        let now = SystemTime::now();
         let mut start = 0;
         let mut close = false;
         let mut invalid = false;
         while !close {
-            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+            let mut headers = request::headers();
             match request::parse(&buf[start..], &mut headers, endpoint.limits) {
                 Parsed::Request(req, len) => {
                     start += len;
                     close = !req.keep_alive;
                     let head = req.method == "HEAD";
-                    let (reply, ticket) = route(&req, peer, &endpoint, &appender, &mut record);
+                    let (reply, ticket) = route(&req, peer, now, &endpoint, &appender, &mut record);
                     answers.push((reply, !head, ticket));
                 }
                 Parsed::Partial => break,
@@ -64,11 +66,12 @@ pub async fn serve(
             request_started = None;
         }
         if !answers.is_empty() {
+            let mut hits = 0;
             for (i, (reply, with_body, ticket)) in answers.drain(..).enumerate() {
                 let reply = match ticket {
                     Some(t) => match t.wait().await {
                         Ok(()) => {
-                            metrics().hits.increment(1);
+                            hits += 1;
                             reply
                         }
                         Err(e) => {
@@ -81,8 +84,9 @@ pub async fn serve(
                     },
                     None => reply,
                 };
-                reply.write(&mut out, !close, with_body);
+                reply.write(&mut out, !close, with_body, now);
             }
+            metrics().hits.increment(hits);
             if stream.write_all(&out).await.is_err() {
                 return;
             }
@@ -124,7 +128,7 @@ pub async fn serve(
                     if in_request {
                         metrics().rejected_timeout.increment(1);
                         out.clear();
-                        Reply::RequestTimeout.write(&mut out, false, true);
+                        Reply::RequestTimeout.write(&mut out, false, true, SystemTime::now());
                         let _ = stream.write_all(&out).await;
                     }
                     return;
@@ -154,6 +158,7 @@ async fn linger(stream: &mut TcpStream, buf: &mut Vec<u8>) {
 fn route(
     req: &Request<'_, '_>,
     peer: SocketAddr,
+    now: SystemTime,
     endpoint: &Endpoint,
     appender: &Appender,
     record: &mut Vec<u8>,
@@ -171,7 +176,7 @@ fn route(
         return (Reply::MethodNotAllowed, None);
     }
     let hit = Hit {
-        time: SystemTime::now(),
+        time: now,
         method: req.method,
         target: req.target,
         remote_addr: peer.ip(),

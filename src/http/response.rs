@@ -63,11 +63,12 @@ impl Reply {
         }
     }
 
-    /// Appends the whole response to `out`; `with_body` is false for `HEAD`.
-    pub fn write(self, out: &mut Vec<u8>, keep_alive: bool, with_body: bool) {
+    /// Appends the whole response to `out`; `with_body` is false for `HEAD`; `now` is the
+    /// time for the `Date` header.
+    pub fn write(self, out: &mut Vec<u8>, keep_alive: bool, with_body: bool, now: SystemTime) {
         out.extend_from_slice(self.status_line());
         out.extend_from_slice(b"Server: pixelpipe\r\nDate: ");
-        with_date(|d| out.extend_from_slice(d));
+        with_date(now, |d| out.extend_from_slice(d));
         match self {
             Reply::Pixel => out.extend_from_slice(
                 b"\r\nContent-Type: image/gif\r\nContent-Length: 43\r\n\
@@ -105,8 +106,7 @@ thread_local! {
     static DATE: RefCell<(u64, String)> = const { RefCell::new((0, String::new())) };
 }
 
-fn with_date(f: impl FnOnce(&[u8])) {
-    let now = SystemTime::now();
+fn with_date(now: SystemTime, f: impl FnOnce(&[u8])) {
     let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     DATE.with(|cell| {
         let mut date = cell.borrow_mut();
@@ -131,7 +131,7 @@ mod tests {
     #[test]
     fn not_allowed_names_the_methods() {
         let mut out = Vec::new();
-        Reply::MethodNotAllowed.write(&mut out, false, true);
+        Reply::MethodNotAllowed.write(&mut out, false, true, SystemTime::now());
         let text = String::from_utf8(out).unwrap();
         assert!(text.starts_with("HTTP/1.1 405 "));
         assert!(text.contains("\r\nAllow: GET, HEAD\r\n"));
