@@ -7,7 +7,8 @@
 # that a slow moment of the machine does not favour one setup):
 #   1. nginx empty_gif, access_log to a file ($msec,$args)
 #   2. nginx empty_gif, access_log off
-#   3. pixelpipe serve, shipping to a real redis-server
+#   3. pixelpipe serve, shipping to a real redis-server (defaults: live analytics on)
+#   4. the same with `analytics.enabled = false` (delivery alone, like nginx's access log)
 # each under `wrk -t2 -c50 -d<seconds>s` with a unique id per request, and prints
 # requests/s per round, the ratios within each round and their medians, pixelpipe's
 # records in Redis against wrk's 200s (and duplicates), and pixelpipe's peak RSS.
@@ -29,6 +30,13 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 
 trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; return 1; }
+
+ticks() { # pids… → their user+system CPU time so far, in clock ticks (1/100 s)
+  local t=0 p
+  for p in "$@"; do t=$((t + $(awk '{print $14+$15}' "/proc/$p/stat" 2>/dev/null || echo 0))); done
+  echo "$t"
+}
+us_per_req() { python3 -c "print(f'{$1*1e6/$(getconf CLK_TCK)/max($2,1):.1f}')"; }
 
 run_wrk() { # port → prints "rps requests non2xx"
   local out
@@ -60,55 +68,71 @@ http {
 CONF
   nginx -p "$dir" -c "$dir/nginx.conf" -g 'daemon off;' & local pid=$!; pids+=($pid)
   wait_port "$port"
-  local r; r=$(run_wrk "$port")
+  local workers before r
+  workers=$(pgrep -P "$pid" | tr '\n' ' ')
+  before=$(ticks $workers)
+  r=$(run_wrk "$port")
+  local used=$(( $(ticks $workers) - before ))
   kill -QUIT "$pid"; wait "$pid" 2>/dev/null || true
-  echo "$r"
+  read -r rps req _ <<<"$r"
+  echo "$r $(us_per_req "$used" "$req")"
 }
 
-pp_run() { # → prints "rps ok records dups rss_mib"
+pp_run() { # name [env…] → prints "rps ok records dups rss_mib cpu_us_per_request"
   local rport pport aport dir=$work/pp-$1
+  shift
   rport=$(free_port); pport=$(free_port); aport=$(free_port)
   redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no --dir "$work" >/dev/null & local rpid=$!; pids+=($rpid)
   wait_port "$rport"
-  RUST_LOG=warn $bin --redis "redis://127.0.0.1:$rport" --data-dir "$dir" --admin-listen "127.0.0.1:$aport" \
+  env "$@" RUST_LOG=warn $bin --redis "redis://127.0.0.1:$rport" --data-dir "$dir" --admin-listen "127.0.0.1:$aport" \
     serve --listen "127.0.0.1:$pport" 2>"$dir.log" & local pp=$!; pids+=($pp)
   wait_port "$pport"
-  local rps req non2xx
+  local rps req non2xx before
+  before=$(ticks "$pp" "$rpid")
   read -r rps req non2xx < <(run_wrk "$pport")
+  # CPU of the whole pipeline: pixelpipe and its Redis, until the last record is in.
   # Let the shipper drain, then count.
   local last=-1 n
   for _ in $(seq 300); do
     n=$(redis-cli -p "$rport" LLEN pixel)
     [ "$n" = "$last" ] && break; last=$n; sleep 0.2
   done
-  local rss_kb records dups
+  local cpu_us rss_kb records dups
+  cpu_us=$(us_per_req $(( $(ticks "$pp" "$rpid") - before )) "$req")
   rss_kb=$(awk '/VmHWM/ {print $2}' /proc/$pp/status)
   records=$(redis-cli -p "$rport" LLEN pixel)
   dups=$(redis-cli -p "$rport" --raw LRANGE pixel 0 -1 | sed 's/^[^,]*,//' | sort | uniq -d | wc -l)
   kill "$pp" "$rpid"; wait "$pp" "$rpid" 2>/dev/null || true
-  echo "$rps $((req - non2xx)) $records $dups $((rss_kb / 1024))"
+  echo "$rps $((req - non2xx)) $records $dups $((rss_kb / 1024)) $cpu_us"
 }
 
 ratio() { python3 -c "print(f'{$1/$2:.2f}')"; }
 median() { python3 -c "import statistics,sys; print(f'{statistics.median(map(float, sys.argv[1:])):.2f}')" "$@"; }
 
-log_ratios=(); off_ratios=(); total_ok=0; total_records=0; total_dups=0; peak_rss=0
-printf '%-6s %14s %14s %14s %9s %9s\n' round "nginx log" "nginx off" pixelpipe "pp/log" "pp/off"
+log_ratios=(); off_ratios=(); bare_log_ratios=(); cpu_log=(); cpu_off=(); cpu_pp=(); cpu_bare=(); total_ok=0; total_records=0; total_dups=0; peak_rss=0
+printf '%-6s %12s %12s %12s %12s %8s %8s %10s\n' round "nginx log" "nginx off" pixelpipe "pp no-stats" "pp/log" "pp/off" "bare/log"
 for r in $(seq "$rounds"); do
-  read -r ng_log_rps _ _ < <(nginx_run "log-$r" "access_log $work/nginx-log-$r/logs/pixel.log pixel;")
-  read -r ng_off_rps _ _ < <(nginx_run "off-$r" "access_log off;")
-  read -r pp_rps ok records dups rss < <(pp_run "$r")
+  read -r ng_log_rps _ _ c < <(nginx_run "log-$r" "access_log $work/nginx-log-$r/logs/pixel.log pixel;"); cpu_log+=("$c")
+  read -r ng_off_rps _ _ c < <(nginx_run "off-$r" "access_log off;"); cpu_off+=("$c")
+  read -r pp_rps ok records dups rss c < <(pp_run "$r"); cpu_pp+=("$c")
   log_ratios+=("$(ratio "$pp_rps" "$ng_log_rps")"); off_ratios+=("$(ratio "$pp_rps" "$ng_off_rps")")
   total_ok=$((total_ok + ok)); total_records=$((total_records + records)); total_dups=$((total_dups + dups))
   ((rss > peak_rss)) && peak_rss=$rss
-  printf '%-6s %14s %14s %14s %9s %9s\n' "$r" "$ng_log_rps" "$ng_off_rps" "$pp_rps" "${log_ratios[-1]}" "${off_ratios[-1]}"
+  read -r bare_rps ok records dups rss c < <(pp_run "bare-$r" PIXELPIPE_ANALYTICS__ENABLED=false); cpu_bare+=("$c")
+  bare_log_ratios+=("$(ratio "$bare_rps" "$ng_log_rps")")
+  total_ok=$((total_ok + ok)); total_records=$((total_records + records)); total_dups=$((total_dups + dups))
+  ((rss > peak_rss)) && peak_rss=$rss
+  printf '%-6s %12s %12s %12s %12s %8s %8s %10s\n' "$r" "$ng_log_rps" "$ng_off_rps" "$pp_rps" "$bare_rps" "${log_ratios[-1]}" "${off_ratios[-1]}" "${bare_log_ratios[-1]}"
 done
 
 echo
 echo "== results (wrk -t2 -c50 -d${secs}s, unique id per request, $(nproc) cores shared by wrk, server and Redis; $rounds rounds)"
 echo "pixelpipe vs nginx access_log file: $(median "${log_ratios[@]}")x (median of ${log_ratios[*]})"
 echo "pixelpipe vs nginx access_log off:  $(median "${off_ratios[@]}")x (median of ${off_ratios[*]})"
-echo "pixelpipe 200 responses counted by wrk: $total_ok"
+echo "pixelpipe without analytics vs nginx access_log file: $(median "${bare_log_ratios[@]}")x (median of ${bare_log_ratios[*]})"
+echo "server CPU per request, median µs (nginx: its workers; pixelpipe: pixelpipe + its Redis):"
+echo "  nginx access_log file $(median "${cpu_log[@]}"), nginx access_log off $(median "${cpu_off[@]}"), pixelpipe $(median "${cpu_pp[@]}"), pixelpipe without analytics $(median "${cpu_bare[@]}")"
+echo "pixelpipe 200 responses counted by wrk (both pixelpipe setups, all rounds): $total_ok"
 echo "records in Redis: $total_records ($(python3 -c "print(f'{100*$total_records/max($total_ok,1):.3f}')") % of 200s; above 100 % = hits answered after wrk stopped counting)"
 echo "duplicate records: $total_dups"
 echo "pixelpipe peak RSS: $peak_rss MiB"
