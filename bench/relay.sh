@@ -32,12 +32,7 @@ fi
 
 cargo build --release --quiet
 bin=target/release/pixelpipe
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; return 1; }
+. bench/lib.sh
 now() { date +%s.%N; }
 # Records in every list loggen's messages went to (the key is the program, prg00000…).
 records() { redis-cli -p "$1" EVAL "local n=0 for _,k in ipairs(redis.call('KEYS','prg*')) do n=n+redis.call('LLEN',k) end return n" 0; }

@@ -49,27 +49,12 @@ fn aggregates_match_the_raw_events() {
         let second: i64 = ts.split('.').next().unwrap().parse().unwrap();
         *per_second.entry(second).or_default() += 1;
     }
-    let mut sources: HashMap<&str, u64> = HashMap::new();
-    let mut hits: HashMap<&str, u64> = HashMap::new();
-    let mut goals: HashMap<&str, u64> = HashMap::new();
-    let mut uids = HashSet::new();
-    for q in &queries {
-        let get = |name: &str| {
-            q.split('&')
-                .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
-                .unwrap()
-        };
-        let source = match get("utm_source") {
-            "news%20letter" => "news letter",
-            s => s,
-        };
-        *sources.entry(source).or_default() += 1;
-        *hits.entry(get("variant")).or_default() += 1;
-        if q.contains("event=signup") {
-            *goals.entry(get("variant")).or_default() += 1;
-        }
-        uids.insert(get("uid"));
-    }
+    let common::consume::Expected {
+        sources,
+        hits,
+        goals,
+        uids,
+    } = common::consume::expected(&queries);
 
     // Redis holds exactly those per-second counts, with a retention set.
     let mut conn = redis.conn();

@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -255,23 +255,12 @@ fn dashboard_updates_live_in_a_real_browser() {
         hit(listen, q);
     }
     // What the page must show, counted from the hits sent.
-    let mut hits: HashMap<&str, u64> = HashMap::new();
-    let mut goals: HashMap<&str, u64> = HashMap::new();
-    let mut sources: HashMap<&str, u64> = HashMap::new();
-    let mut uids = HashSet::new();
-    for q in &queries {
-        let get = |name: &str| {
-            q.split('&')
-                .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
-                .unwrap()
-        };
-        *hits.entry(get("variant")).or_default() += 1;
-        if q.contains("event=signup") {
-            *goals.entry(get("variant")).or_default() += 1;
-        }
-        *sources.entry(get("utm_source")).or_default() += 1;
-        uids.insert(get("uid"));
-    }
+    let common::consume::Expected {
+        sources,
+        hits,
+        goals,
+        uids,
+    } = common::consume::expected(&queries);
 
     let mut page = Value::Null;
     wait_until(
@@ -298,7 +287,7 @@ fn dashboard_updates_live_in_a_real_browser() {
         .map(|r| (r[0].as_str().unwrap().to_owned(), r[1].as_u64().unwrap()))
         .collect();
     assert_eq!(shown["google"], sources["google"]);
-    assert_eq!(shown["news letter"], sources["news%20letter"]);
+    assert_eq!(shown["news letter"], sources["news letter"]);
     assert_eq!(shown["direct"], sources["direct"]);
     // 40 visitors: HyperLogLog is exact or off by one at this size.
     let today: i64 = page["today"].as_str().unwrap().parse().unwrap();

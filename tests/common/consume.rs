@@ -161,3 +161,41 @@ pub fn traffic(n: usize, visitors: usize, goal_every: usize) -> Vec<String> {
         })
         .collect()
 }
+
+/// What the analytics must report for `queries`, counted independently of pixelpipe.
+pub struct Expected<'q> {
+    /// Hits per `utm_source`, decoded as the aggregator decodes it.
+    pub sources: std::collections::HashMap<&'q str, u64>,
+    /// Hits and signups per `variant`.
+    pub hits: std::collections::HashMap<&'q str, u64>,
+    pub goals: std::collections::HashMap<&'q str, u64>,
+    /// Distinct `uid`s.
+    pub uids: std::collections::HashSet<&'q str>,
+}
+
+pub fn expected(queries: &[String]) -> Expected<'_> {
+    let mut e = Expected {
+        sources: Default::default(),
+        hits: Default::default(),
+        goals: Default::default(),
+        uids: Default::default(),
+    };
+    for q in queries {
+        let get = |name: &str| {
+            q.split('&')
+                .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+                .expect("every test query carries utm_source, variant and uid")
+        };
+        let source = match get("utm_source") {
+            "news%20letter" => "news letter",
+            s => s,
+        };
+        *e.sources.entry(source).or_default() += 1;
+        *e.hits.entry(get("variant")).or_default() += 1;
+        if q.contains("event=signup") {
+            *e.goals.entry(get("variant")).or_default() += 1;
+        }
+        e.uids.insert(get("uid"));
+    }
+    e
+}
