@@ -209,6 +209,36 @@ fn tcp_framing_and_bad_input() {
     );
 }
 
+/// SIGHUP reopens the file destination, as `logrotate` expects of a syslog daemon: lines
+/// before it stay in the rotated file, lines after it go to a new file at the path.
+#[test]
+fn hangup_reopens_the_file_after_rotation() {
+    let redis = Redis::start();
+    let relay = Relay::start(&redis, &[]);
+    let mut tcp = TcpStream::connect(relay.tcp_addr()).unwrap();
+    writeln!(tcp, "<13>Nov 27 20:23:37 host app: before rotation").unwrap();
+    wait_until("the first line in the file", WAIT, || {
+        relay.other_lines().len() == 1
+    });
+    let rotated = relay.dir.path().join("messages.1");
+    std::fs::rename(&relay.other_file, &rotated).unwrap();
+    relay.process.signal("HUP");
+    wait_until("the file to be reopened", WAIT, || {
+        relay.other_file.exists()
+    });
+    writeln!(tcp, "<13>Nov 27 20:23:38 host app: after rotation").unwrap();
+    wait_until("the second line in the new file", WAIT, || {
+        relay.other_lines().len() == 1
+    });
+    assert!(relay.other_lines()[0].ends_with("app: after rotation"));
+    let old = lines(&rotated);
+    assert_eq!(old.len(), 1);
+    assert!(old[0].ends_with("app: before rotation"));
+    // Still running and relaying to Redis.
+    writeln!(tcp, "<158>Nov 27 20:23:39 pixel: 1.1,a=b").unwrap();
+    wait_for_list(&redis, "pixel", 1);
+}
+
 /// What was read from a stream socket is in the local log: a `kill -9` while Redis is
 /// down loses nothing, and the restarted relay ships it.
 #[test]

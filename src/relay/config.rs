@@ -85,6 +85,11 @@ pub struct UnixSource {
     /// that the 10-deep datagram queue is emptied before senders drop messages.
     #[serde(default = "default_true")]
     pub realtime_receiver: bool,
+    /// Datagrams the socket queues while the relay is busy. Where the host's
+    /// `net.unix.max_dgram_qlen` is lower (10 by default), the socket is created in a
+    /// private network namespace with this limit; the host's setting is not changed.
+    #[serde(default = "default_queue_len")]
+    pub queue_len: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -119,6 +124,9 @@ fn default_true() -> bool {
 fn default_mode() -> String {
     "0666".into()
 }
+fn default_queue_len() -> usize {
+    512
+}
 fn default_receive_buffer() -> usize {
     8 << 20
 }
@@ -135,6 +143,7 @@ impl UnixSource {
             path,
             mode: default_mode(),
             realtime_receiver: true,
+            queue_len: default_queue_len(),
         }
     }
 

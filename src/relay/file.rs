@@ -24,19 +24,26 @@ pub struct FileSink {
 
 impl FileSink {
     pub fn open(path: &Path) -> Result<FileSink, FileError> {
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(|source| FileError {
-                path: path.to_owned(),
-                source,
-            })?;
+        let file = open_append(path)?;
         Ok(FileSink {
             path: path.to_owned(),
             file: Mutex::new(file),
             failing: AtomicBool::new(false),
         })
+    }
+
+    /// Opens the path anew and writes there from now on (the relay does this on SIGHUP,
+    /// as syslog daemons do for `logrotate`). If it cannot be opened, the old file is kept.
+    pub fn reopen(&self) {
+        match open_append(&self.path) {
+            Ok(file) => {
+                *self.file.lock().unwrap_or_else(|e| e.into_inner()) = file;
+                tracing::info!(file = %self.path.display(), "reopened");
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot reopen; still writing the file open before")
+            }
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -69,4 +76,15 @@ impl FileSink {
             }
         }
     }
+}
+
+fn open_append(path: &Path) -> Result<File, FileError> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|source| FileError {
+            path: path.to_owned(),
+            source,
+        })
 }

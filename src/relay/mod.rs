@@ -17,6 +17,7 @@ pub mod route;
 pub mod tcp;
 pub mod udp;
 pub mod unix;
+mod unix_queue;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -209,6 +210,19 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             },
         )?);
     }
+    // Installed before the relay says it runs, so that a SIGHUP never finds it without.
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(hangup) => {
+            tokio::spawn(reopen_files_on_hangup(
+                hangup,
+                router.clone(),
+                stopped.clone(),
+            ));
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot handle SIGHUP; file destinations will not be reopened")
+        }
+    }
     tracing::info!(admin = %admin_addr, routes = router.routes.len(), "relaying syslog");
     shutdown.await;
     tracing::info!("stopping: no more reads; logging what was read");
@@ -223,6 +237,20 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let left = pipeline.drain().await;
     tracing::info!(unshipped_bytes = left, "stopped");
     Ok(())
+}
+
+/// SIGHUP reopens the file destinations, as syslog daemons do after `logrotate`.
+async fn reopen_files_on_hangup(
+    mut hangup: tokio::signal::unix::Signal,
+    router: Arc<Router>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            Some(()) = hangup.recv() => router.reopen_files(),
+            _ = stop_requested(&mut stopped) => return,
+        }
+    }
 }
 
 fn remove_socket_files(bound: &[Bound]) {

@@ -84,6 +84,8 @@ pub struct Route {
 
 pub struct Router {
     pub routes: Vec<Route>,
+    /// Every file destination once, for reopening after log rotation.
+    files: Vec<Arc<FileSink>>,
 }
 
 impl Router {
@@ -129,7 +131,14 @@ impl Router {
                 is_final: c.is_final,
             });
         }
-        Ok(Router { routes })
+        Ok(Router { routes, files })
+    }
+
+    /// Reopens every file destination by its path (after `logrotate` moved it away).
+    pub fn reopen_files(&self) {
+        for f in &self.files {
+            f.reopen();
+        }
     }
 
     /// Calls `deliver` with the index of every route `m` takes, in order.

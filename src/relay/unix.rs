@@ -6,6 +6,7 @@ use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 
 use super::config::UnixSource;
+use super::unix_queue;
 use super::SourceError;
 
 /// Binds the socket, replacing a stale socket file but never one a live process still
@@ -31,13 +32,31 @@ pub fn bind(config: &UnixSource) -> Result<UnixDatagram, SourceError> {
         }
         std::fs::remove_file(path).map_err(err)?;
     }
-    let socket = UnixDatagram::bind(path).map_err(err)?;
+    let socket = deep_socket(config.queue_len).map_err(err)?;
+    socket2::SockRef::from(&socket)
+        .bind(&socket2::SockAddr::unix(path).map_err(err)?)
+        .map_err(err)?;
     let mode = config
         .mode_bits()
         .map_err(|e| err(io::Error::new(io::ErrorKind::InvalidInput, e)))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(err)?;
     socket.set_nonblocking(true).map_err(err)?;
     Ok(socket)
+}
+
+/// A socket with the configured queue length, or with the host's if that cannot be had.
+fn deep_socket(queue_len: usize) -> io::Result<UnixDatagram> {
+    unix_queue::socket(queue_len).or_else(|e| {
+        tracing::warn!(
+            error = %e,
+            queue_len,
+            host_queue_len = unix_queue::host_queue_len().ok(),
+            "cannot give the unix socket a deeper queue (needs user namespaces, or root): \
+             under load, senders such as nginx drop messages when it is full; \
+             raise net.unix.max_dgram_qlen instead"
+        );
+        UnixDatagram::unbound()
+    })
 }
 
 fn is_alive(path: &Path) -> bool {
