@@ -1,15 +1,15 @@
 //! The datagram sources (unix and UDP): one message per datagram, nothing to acknowledge,
 //! so messages are appended and the loop moves on — but never dropped by the relay.
 //!
-//! Why two threads per source: a unix datagram socket queues only
-//! `net.unix.max_dgram_qlen` (10 by default) datagrams, and nginx drops a log line as
+//! Why two threads per source: a unix datagram socket queues few datagrams (512 as
+//! `unix_queue` creates it, 10 with the host's default), and nginx drops a log line as
 //! soon as that queue is full. On a busy two-core machine, a thread that parses, renders
 //! and appends between reads is not scheduled back soon enough. So a receiver thread
 //! does nothing but move datagrams from the socket to a private socket pair, and the
 //! source's runtime thread reads them from there and processes them.
 //!
 //! Why a socket pair between them: a connected unix datagram pair is exempt from the
-//! 10-deep limit (its depth is the sending end's `SO_SNDBUF`, so memory stays bounded),
+//! queue-length limit (its depth is the sending end's `SO_SNDBUF`, so memory stays bounded),
 //! and the hand-over takes no lock shared with a lower-priority thread. With
 //! `realtime_receiver` (the default for unix sockets) the receiver runs with `SCHED_FIFO`
 //! (needs root or `CAP_SYS_NICE`): a plain read loop lost 31 % of nginx's lines under

@@ -4,7 +4,8 @@
 //! exactly-once shipper as `serve`, or to a plain file ([`file`]).
 //!
 //! Threads: each datagram source has a thread of its own, plus (unix sockets, by default)
-//! a real-time receiver that empties the 10-deep socket queue (see [`datagram`]); the TCP
+//! a real-time receiver that empties the socket's short queue (see [`datagram`] and
+//! [`unix_queue`], which makes that queue deeper than the host's default); the TCP
 //! sources share one thread; the shipper and admin listener run on the caller's runtime.
 //! Every source thread has its own appender (group commit).
 
