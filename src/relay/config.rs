@@ -90,6 +90,12 @@ pub struct UnixSource {
     /// private network namespace with this limit; the host's setting is not changed.
     #[serde(default = "default_queue_len")]
     pub queue_len: usize,
+    /// Whether RFC 3164 messages here carry a host name. Yes by default, so that nginx's
+    /// lines parse with or without `nohostname`. `false` reads them as syslog-ng and
+    /// rsyslog read local sockets (the first word after the date is the program), which
+    /// gives exactly the original's records for every sender.
+    #[serde(default = "default_true")]
+    pub parse_hostname: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -144,6 +150,7 @@ impl UnixSource {
             mode: default_mode(),
             realtime_receiver: true,
             queue_len: default_queue_len(),
+            parse_hostname: true,
         }
     }
 

@@ -18,6 +18,8 @@ pub struct Ingest {
     appender: Appender,
     pub metrics: SourceMetrics,
     local_host: Arc<[u8]>,
+    /// Whether RFC 3164 headers carry a host name (see [`parse`]).
+    expect_host: bool,
     /// Reused render buffers: no allocation per message once warm.
     key: Vec<u8>,
     value: Vec<u8>,
@@ -47,6 +49,7 @@ impl Ingest {
         appender: Appender,
         metrics: SourceMetrics,
         local_host: Arc<[u8]>,
+        expect_host: bool,
     ) -> Ingest {
         let routes = router.routes.len();
         Ingest {
@@ -54,6 +57,7 @@ impl Ingest {
             appender,
             metrics,
             local_host,
+            expect_host,
             key: Vec::with_capacity(256),
             value: Vec::with_capacity(4096),
             file_lines: vec![Vec::new(); routes],
@@ -77,7 +81,7 @@ impl Ingest {
         let m = &self.metrics;
         let tally = &mut self.tally;
         tally.received += 1;
-        let message = parse(raw, self.now);
+        let message = parse(raw, self.now, self.expect_host);
         if message.malformed {
             tally.malformed += 1;
         } else {

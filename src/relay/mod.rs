@@ -80,7 +80,7 @@ pub enum RelayError {
 
 /// A bound socket, waiting for its thread.
 enum Bound {
-    Unix(std::os::unix::net::UnixDatagram, PathBuf, bool),
+    Unix(std::os::unix::net::UnixDatagram, config::UnixSource),
     Udp(std::net::UdpSocket, bool),
     Tcp(std::net::TcpListener, config::TcpSource),
 }
@@ -98,9 +98,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let mut bound = Vec::new();
     for source in &config.relay.sources {
         bound.push(match source {
-            SourceConfig::Unix(u) => {
-                Bound::Unix(unix::bind(u)?, u.path.clone(), u.realtime_receiver)
-            }
+            SourceConfig::Unix(u) => Bound::Unix(unix::bind(u)?, u.clone()),
             SourceConfig::Udp(u) => Bound::Udp(udp::bind(u)?, u.realtime_receiver),
             SourceConfig::Tcp(t) => Bound::Tcp(tcp::bind(t)?, t.clone()),
         });
@@ -137,15 +135,17 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         let (router, log) = (router.clone(), pipeline.log.clone());
         let (local_host, flag) = (local_host.clone(), stop_flag.clone());
         match b {
-            Bound::Unix(socket, path, realtime) => {
-                tracing::info!(path = %path.display(), "receiving syslog on a unix socket");
-                socket_files.push(path);
+            Bound::Unix(socket, u) => {
+                tracing::info!(path = %u.path.display(), "receiving syslog on a unix socket");
+                socket_files.push(u.path);
+                let (realtime, expect_host) = (u.realtime_receiver, u.parse_hostname);
                 threads.push(spawn_source(
                     "relay-unix",
                     log,
                     move |appender| async move {
+                        let metrics = SourceMetrics::new("unix");
                         let ingest =
-                            Ingest::new(router, appender, SourceMetrics::new("unix"), local_host);
+                            Ingest::new(router, appender, metrics, local_host, expect_host);
                         if let Err(e) =
                             datagram::run("relay-unix", socket, ingest, realtime, flag).await
                         {
@@ -164,8 +164,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                     "relay-udp",
                     log,
                     move |appender| async move {
-                        let ingest =
-                            Ingest::new(router, appender, SourceMetrics::new("udp"), local_host);
+                        let metrics = SourceMetrics::new("udp");
+                        let ingest = Ingest::new(router, appender, metrics, local_host, true);
                         if let Err(e) =
                             datagram::run("relay-udp", socket, ingest, realtime, flag).await
                         {
@@ -203,6 +203,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                             appender.clone(),
                             SourceMetrics::new("tcp"),
                             local_host.clone(),
+                            true,
                         )
                     };
                     tasks.spawn(tcp::run(listener, c, new_ingest, stopped.clone()));
@@ -256,8 +257,8 @@ async fn reopen_files_on_hangup(
 
 fn remove_socket_files(bound: &[Bound]) {
     for b in bound {
-        if let Bound::Unix(_, path, _) = b {
-            let _ = std::fs::remove_file(path);
+        if let Bound::Unix(_, u) = b {
+            let _ = std::fs::remove_file(&u.path);
         }
     }
 }

@@ -172,6 +172,7 @@ mod tests {
             program,
             pid: b"",
             msgid: b"",
+            header: b"",
             message: b"m",
             rfc5424: false,
             malformed: false,

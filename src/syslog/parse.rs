@@ -3,7 +3,8 @@
 //! `syslog_loose` does the RFC 3164 / RFC 5424 parsing. Around it, this file does what
 //! syslog-ng does differently:
 //! - `<158>Nov 27 20:23:37 pixel: MSG` (nginx with `nohostname`, glibc's `syslog(3)`):
-//!   a single header word followed by `:` is the program, not a host.
+//!   a single header word followed by `:` is the program, not a host; a tag's colon
+//!   need not be followed by a space.
 //! - The message is the rest of the input as received: `syslog_loose` trims trailing
 //!   whitespace, which would change the bytes that reach Redis.
 //! - A missing PRI is `<13>` (user.notice).
@@ -30,6 +31,9 @@ pub struct Message<'a> {
     pub program: &'a [u8],
     pub pid: &'a [u8],
     pub msgid: &'a [u8],
+    /// RFC 3164: the tag as sent (`PROGRAM[PID]: `), syslog-ng's `${MSGHDR}`. Empty for
+    /// RFC 5424, whose header is made up from the fields.
+    pub header: &'a [u8],
     pub message: &'a [u8],
     /// RFC 5424 (as opposed to RFC 3164 or unparsed).
     pub rfc5424: bool,
@@ -40,8 +44,10 @@ pub struct Message<'a> {
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// Parses one message (already cut out of its frame, trailing `\n`/`\r`/`\0` removed).
-/// `now` resolves the year of RFC 3164 dates. Never fails: see the module notes.
-pub fn parse<'a>(raw: &'a [u8], now: DateTime<Local>) -> Message<'a> {
+/// `now` resolves the year of RFC 3164 dates. With `expect_host` false, an RFC 3164
+/// header has no host name (what syslog daemons assume of local sockets): the first word
+/// after the date is the tag. Never fails: see the module notes.
+pub fn parse<'a>(raw: &'a [u8], now: DateTime<Local>, expect_host: bool) -> Message<'a> {
     // `syslog_loose` wants text. Non-UTF-8 bytes are kept: the header is parsed from the
     // valid prefix, and the message is taken from the raw bytes.
     let text = match std::str::from_utf8(raw) {
@@ -51,28 +57,20 @@ pub fn parse<'a>(raw: &'a [u8], now: DateTime<Local>) -> Message<'a> {
     // An ISO date right after the PRI: try the zone-less form first (what loggen sends),
     // which `syslog_loose` would reject only after trying RFC 5424 and RFC 3164.
     if looks_like_iso_date(raw) {
-        if let Some(m) = iso_without_zone(raw) {
+        if let Some(m) = iso_without_zone(raw, expect_host) {
             return m;
         }
     }
     let year = |date: IncompleteDate| nearest_year(date, now);
     let Ok(m) = syslog_loose::parse_message_with_year_exact(text, year, Variant::Either) else {
-        return iso_without_zone(raw).unwrap_or_else(|| fallback(raw));
+        return iso_without_zone(raw, expect_host).unwrap_or_else(|| fallback(raw));
     };
     let offset = |s: &str| s.as_ptr() as usize - text.as_ptr() as usize;
     let is_5424 = matches!(m.protocol, Protocol::RFC5424(_));
     let mut host = m.hostname.map(str::as_bytes);
-    let mut program = m.appname.unwrap_or_default();
-    if !is_5424 && program.is_empty() {
-        if let Some(h) = m.hostname {
-            if raw.get(offset(h) + h.len()) == Some(&b':') {
-                // `pixel: MSG`: the word before the colon names the program.
-                program = h;
-                host = None;
-            }
-        }
-    }
+    let mut program = "";
     let mut pid: &[u8] = b"";
+    let mut header: &[u8] = b"";
     // The message runs to the end of what was received (see the module notes).
     let mut message: &[u8] = if m.msg.is_empty() {
         // The slice of an empty message may point inside trailing blanks.
@@ -82,37 +80,47 @@ pub fn parse<'a>(raw: &'a [u8], now: DateTime<Local>) -> Message<'a> {
     };
     if is_5424 {
         if let Some(app) = m.appname {
+            program = app;
             // `syslog_loose` keeps a numeric PROCID as a number; take the token as sent
             // (`0123` stays `0123`).
-            let start = offset(app) + app.len() + 1;
-            let len = raw[start.min(raw.len())..]
-                .iter()
-                .take_while(|&&b| b != b' ')
-                .count();
-            pid = &raw[start.min(raw.len())..start.min(raw.len()) + len];
+            let start = (offset(app) + app.len() + 1).min(raw.len());
+            let len = raw[start..].iter().take_while(|&&b| b != b' ').count();
+            pid = &raw[start..start + len];
             if pid == b"-" {
                 pid = b"";
             }
         }
         message = message.strip_prefix(UTF8_BOM).unwrap_or(message);
-    } else if !program.is_empty() {
-        // As syslog-ng reads `PROGRAM[PID]: MSG`: after the tag, one `:` and one space
-        // are skipped and the rest is the message, whatever it looks like (`syslog_loose`
-        // would take a leading `[...]` for structured data and eat extra spaces).
-        let mut pos = offset(program) + program.len();
-        if raw.get(pos) == Some(&b'[') {
-            if let Some(close) = raw[pos..].iter().position(|&b| b == b']') {
-                pid = &raw[pos + 1..pos + close];
-                pos += close + 1;
+    } else {
+        // Where the tag starts: after the host, if there is one.
+        let tag_start = match m.hostname {
+            Some(h) if !expect_host => {
+                host = None;
+                Some(offset(h))
             }
+            Some(h) => {
+                // `pixel: MSG`: the word before the colon names the program. So does
+                // `pixel:MSG`, which `syslog_loose` reads as a host `pixel:MSG…` (a host
+                // name has no colon, unless it is an IPv6 address).
+                let colon_follows = raw.get(offset(h) + h.len()) == Some(&b':');
+                let tag_in_host = h.contains(':') && h.parse::<std::net::IpAddr>().is_err();
+                if (m.appname.is_none() && colon_follows) || tag_in_host {
+                    host = None;
+                    Some(offset(h))
+                } else {
+                    m.appname.map(offset)
+                }
+            }
+            None => m.appname.map(offset),
+        };
+        if let Some(start) = tag_start {
+            let tag = read_tag(&raw[start..]);
+            // The program is text: cut from `text`, whose valid prefix holds the header.
+            program = text
+                .get(start..start + tag.program.len())
+                .unwrap_or_default();
+            (pid, header, message) = (tag.pid, tag.header, tag.message);
         }
-        if raw.get(pos) == Some(&b':') {
-            pos += 1;
-        }
-        if raw.get(pos) == Some(&b' ') {
-            pos += 1;
-        }
-        message = &raw[pos.min(raw.len())..];
     }
     Message {
         facility: m.facility.map_or(1, |f| f as u8),
@@ -122,9 +130,50 @@ pub fn parse<'a>(raw: &'a [u8], now: DateTime<Local>) -> Message<'a> {
         program: program.as_bytes(),
         pid,
         msgid: m.msgid.map(str::as_bytes).unwrap_or_default(),
+        header,
         message,
         rfc5424: is_5424,
         malformed: false,
+    }
+}
+
+/// An RFC 3164 tag and what follows it, read as syslog-ng reads them.
+struct Tag<'a> {
+    program: &'a [u8],
+    pid: &'a [u8],
+    /// The tag as sent, `PROGRAM[PID]: ` with whatever of it was there.
+    header: &'a [u8],
+    message: &'a [u8],
+}
+
+/// `PROGRAM[PID]: MSG` at the start of `tag`: the program runs to `[`, `:` or a space;
+/// then come an optional `[PID]`, one `:` and one space, and the rest is the message,
+/// whatever it looks like (`syslog_loose` would take a leading `[...]` for structured
+/// data and eat extra spaces).
+fn read_tag(tag: &[u8]) -> Tag<'_> {
+    let program_len = tag
+        .iter()
+        .position(|&b| matches!(b, b'[' | b':' | b' '))
+        .unwrap_or(tag.len());
+    let mut pos = program_len;
+    let mut pid: &[u8] = b"";
+    if tag.get(pos) == Some(&b'[') {
+        if let Some(close) = tag[pos..].iter().position(|&b| b == b']') {
+            pid = &tag[pos + 1..pos + close];
+            pos += close + 1;
+        }
+    }
+    if tag.get(pos) == Some(&b':') {
+        pos += 1;
+    }
+    if tag.get(pos) == Some(&b' ') {
+        pos += 1;
+    }
+    Tag {
+        program: &tag[..program_len],
+        pid,
+        header: &tag[..pos],
+        message: &tag[pos..],
     }
 }
 
@@ -138,7 +187,7 @@ fn looks_like_iso_date(raw: &[u8]) -> bool {
 /// `<38>2026-11-27T21:28:57 host prg[1234]: MSG`: an ISO date without a time zone (what
 /// `loggen` and some devices send), which `syslog_loose` refuses. Read in local time, and
 /// the rest of the header as syslog-ng reads it.
-fn iso_without_zone(raw: &[u8]) -> Option<Message<'_>> {
+fn iso_without_zone(raw: &[u8], expect_host: bool) -> Option<Message<'_>> {
     let (pri, rest) = split_pri(raw)?;
     let date_len = rest.iter().position(|&b| b == b' ')?;
     let date = std::str::from_utf8(&rest[..date_len]).ok()?;
@@ -147,38 +196,22 @@ fn iso_without_zone(raw: &[u8]) -> Option<Message<'_>> {
     let rest = &rest[date_len + 1..];
     // The first word is the host unless it already is the tag (`prog:` or `prog[pid]`).
     let word = &rest[..rest.iter().position(|&b| b == b' ').unwrap_or(rest.len())];
-    let (host, tag) = if word.contains(&b':') || word.contains(&b'[') {
+    let (host, tag) = if !expect_host || word.contains(&b':') || word.contains(&b'[') {
         (None, rest)
     } else {
         (Some(word), rest.get(word.len() + 1..).unwrap_or_default())
     };
-    let program_len = tag
-        .iter()
-        .position(|&b| matches!(b, b'[' | b':' | b' '))
-        .unwrap_or(tag.len());
-    let program = &tag[..program_len];
-    let mut pos = program_len;
-    let mut pid: &[u8] = b"";
-    if tag.get(pos) == Some(&b'[') {
-        let close = tag[pos..].iter().position(|&b| b == b']')?;
-        pid = &tag[pos + 1..pos + close];
-        pos += close + 1;
-    }
-    if tag.get(pos) == Some(&b':') {
-        pos += 1;
-    }
-    if tag.get(pos) == Some(&b' ') {
-        pos += 1;
-    }
+    let tag = read_tag(tag);
     Some(Message {
         facility: (pri >> 3) as u8,
         severity: (pri & 7) as u8,
         timestamp: Some(timestamp),
         host,
-        program,
-        pid,
+        program: tag.program,
+        pid: tag.pid,
         msgid: b"",
-        message: tag.get(pos..).unwrap_or_default(),
+        header: tag.header,
+        message: tag.message,
         rfc5424: false,
         malformed: false,
     })
@@ -196,6 +229,7 @@ fn fallback(raw: &[u8]) -> Message<'_> {
         program: b"",
         pid: b"",
         msgid: b"",
+        header: b"",
         message: rest,
         rfc5424: false,
         malformed: true,
@@ -244,7 +278,7 @@ mod tests {
     use super::*;
 
     fn p(raw: &str) -> Message<'_> {
-        parse(raw.as_bytes(), at(2026, 11, 27))
+        parse(raw.as_bytes(), at(2026, 11, 27), true)
     }
 
     #[test]
@@ -264,6 +298,59 @@ mod tests {
         assert_eq!(m.host, None);
         assert_eq!(m.program, b"pixel");
         assert_eq!(m.message, b"1379183721.115,a=b");
+    }
+
+    #[test]
+    fn no_space_after_the_tags_colon() {
+        // syslog-ng: a tag ends at its colon, whatever follows; `pixel:no` is no host.
+        for (raw, host, pid) in [
+            ("<158>Nov 27 20:23:37 pixel:no space", None, &b""[..]),
+            ("<158>Nov 27 20:23:37 pixel[12]:no space", None, b"12"),
+            (
+                "<158>Nov 27 20:23:37 web1 pixel:no space",
+                Some(&b"web1"[..]),
+                b"",
+            ),
+        ] {
+            let m = p(raw);
+            assert_eq!(
+                (m.host, m.program, m.pid, m.message),
+                (host, &b"pixel"[..], pid, &b"no space"[..]),
+                "{raw}"
+            );
+        }
+        // An IPv6 address is a host.
+        let m = p("<158>Nov 27 20:23:37 ::1 pixel: x");
+        assert_eq!((m.host, m.program), (Some(&b"::1"[..]), &b"pixel"[..]));
+    }
+
+    #[test]
+    fn without_hostnames_the_first_word_is_the_tag() {
+        // As syslog-ng and rsyslog read local sockets: `web1` is the program.
+        let m = parse(
+            b"<158>Nov 27 20:23:37 web1 pixel: x",
+            at(2026, 11, 27),
+            false,
+        );
+        assert_eq!(
+            (m.host, m.program, m.header),
+            (None, &b"web1"[..], &b"web1 "[..])
+        );
+        assert_eq!(m.message, b"pixel: x");
+        let m = parse(b"<158>Nov 27 20:23:37 pixel[7]:x", at(2026, 11, 27), false);
+        assert_eq!(
+            (m.program, m.pid, m.header, m.message),
+            (&b"pixel"[..], &b"7"[..], &b"pixel[7]:"[..], &b"x"[..])
+        );
+        let m = parse(
+            b"<38>2026-11-27T21:28:57 localhost prg[1]: x",
+            at(2026, 11, 27),
+            false,
+        );
+        assert_eq!(
+            (m.host, m.program, m.message),
+            (None, &b"localhost"[..], &b"prg[1]: x"[..])
+        );
     }
 
     #[test]
@@ -326,7 +413,7 @@ mod tests {
     #[test]
     fn non_utf8_message_bytes_are_kept() {
         let raw = b"<158>Nov 27 20:23:37 pixel: a\xff\xfeb";
-        let m = parse(raw, at(2026, 11, 27));
+        let m = parse(raw, at(2026, 11, 27), true);
         assert_eq!(m.program, b"pixel");
         assert_eq!(m.message, b"a\xff\xfeb");
     }
@@ -347,10 +434,14 @@ mod tests {
         /// Any bytes parse into a message without panicking, and the message is a tail of
         /// the input (never invented bytes).
         #[test]
-        fn any_bytes_parse(raw in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
-            let m = parse(&raw, at(2026, 11, 27));
+        fn any_bytes_parse(
+            raw in proptest::collection::vec(proptest::num::u8::ANY, 0..300),
+            expect_host: bool,
+        ) {
+            let m = parse(&raw, at(2026, 11, 27), expect_host);
             proptest::prop_assert!(m.facility < 24 && m.severity < 8);
             proptest::prop_assert!(raw.ends_with(m.message) || m.message.is_empty());
+            proptest::prop_assert!(m.message.is_empty() || m.header.is_empty() || raw.ends_with(&[m.header, m.message].concat()));
         }
 
         /// Syslog-shaped input with random fields parses and finds the program.
@@ -360,9 +451,10 @@ mod tests {
             day in 1u32..29,
             program in "[a-z][a-z0-9_]{0,15}",
             msg in "[!-~][ -~]{0,80}",
+            expect_host: bool,
         ) {
             let raw = format!("<{pri}>Mar {day:>2} 10:00:00 {program}: {msg}");
-            let m = parse(raw.as_bytes(), at(2026, 3, 1));
+            let m = parse(raw.as_bytes(), at(2026, 3, 1), expect_host);
             proptest::prop_assert!(!m.malformed);
             proptest::prop_assert_eq!(m.program, program.as_bytes());
             proptest::prop_assert_eq!(m.message, msg.as_bytes());

@@ -201,6 +201,8 @@ impl Template {
                     },
                     Macro::Pid => out.extend_from_slice(m.pid),
                     Macro::MsgId => out.extend_from_slice(m.msgid),
+                    // As sent for RFC 3164; made up from the fields for RFC 5424.
+                    Macro::MsgHdr if !m.rfc5424 => out.extend_from_slice(m.header),
                     Macro::MsgHdr => {
                         if !m.program.is_empty() {
                             out.extend_from_slice(m.program);
@@ -250,7 +252,7 @@ mod tests {
 
     fn render(tpl: &str, raw: &str) -> String {
         let now = Local.with_ymd_and_hms(2026, 11, 27, 20, 0, 0).unwrap();
-        let m = crate::syslog::parse(raw.as_bytes(), now);
+        let m = crate::syslog::parse(raw.as_bytes(), now, true);
         let r = Record {
             message: &m,
             received: now,
