@@ -15,6 +15,7 @@
 
 #[cfg(test)]
 use chrono::TimeZone;
+use chrono::format::{Fixed, Item, Numeric, Pad, Parsed};
 use chrono::{DateTime, Datelike, FixedOffset, Local, NaiveDate};
 use syslog_loose::{IncompleteDate, Protocol, Variant};
 
@@ -177,6 +178,23 @@ fn read_tag(tag: &[u8]) -> Tag<'_> {
     }
 }
 
+/// `%Y-%m-%dT%H:%M:%S%.f`, compiled once: parsing the format string for every message
+/// took a sixth of the relay's time under `loggen`.
+const ISO_WITHOUT_ZONE: &[Item<'static>] = &[
+    Item::Numeric(Numeric::Year, Pad::Zero),
+    Item::Literal("-"),
+    Item::Numeric(Numeric::Month, Pad::Zero),
+    Item::Literal("-"),
+    Item::Numeric(Numeric::Day, Pad::Zero),
+    Item::Literal("T"),
+    Item::Numeric(Numeric::Hour, Pad::Zero),
+    Item::Literal(":"),
+    Item::Numeric(Numeric::Minute, Pad::Zero),
+    Item::Literal(":"),
+    Item::Numeric(Numeric::Second, Pad::Zero),
+    Item::Fixed(Fixed::Nanosecond),
+];
+
 /// `<PRI>dddd-`: a date in ISO form follows.
 fn looks_like_iso_date(raw: &[u8]) -> bool {
     split_pri(raw).is_some_and(|(_, rest)| {
@@ -191,7 +209,9 @@ fn iso_without_zone(raw: &[u8], expect_host: bool) -> Option<Message<'_>> {
     let (pri, rest) = split_pri(raw)?;
     let date_len = rest.iter().position(|&b| b == b' ')?;
     let date = std::str::from_utf8(&rest[..date_len]).ok()?;
-    let naive = chrono::NaiveDateTime::parse_from_str(date, "%Y-%m-%dT%H:%M:%S%.f").ok()?;
+    let mut parsed = Parsed::new();
+    chrono::format::parse(&mut parsed, date, ISO_WITHOUT_ZONE.iter()).ok()?;
+    let naive = parsed.to_naive_datetime_with_offset(0).ok()?;
     let timestamp = naive.and_local_timezone(Local).earliest()?.fixed_offset();
     let rest = &rest[date_len + 1..];
     // The first word is the host unless it already is the tag (`prog:` or `prog[pid]`).
@@ -390,11 +410,17 @@ mod tests {
         assert_eq!(m.host, Some(&b"localhost"[..]));
         assert_eq!((m.program, m.pid), (&b"prg00000"[..], &b"1234"[..]));
         assert_eq!(m.message, b"seq: 0000000001, thread: 0000");
+        let stamp = m.timestamp.unwrap().naive_local();
+        assert_eq!(stamp.to_string(), "2026-11-27 21:28:57");
         let m = p("<38>2026-11-27T21:28:57.123 prg: x");
         assert_eq!(
             (m.host, m.program, m.message),
             (None, &b"prg"[..], &b"x"[..])
         );
+        let stamp = m.timestamp.unwrap().naive_local();
+        assert_eq!(stamp.to_string(), "2026-11-27 21:28:57.123");
+        // No 13th month: not a date, so the message cannot be parsed.
+        assert!(p("<38>2026-13-27T21:28:57 prg: x").malformed);
     }
 
     #[test]
