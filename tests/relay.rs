@@ -10,8 +10,10 @@ use std::io::Write;
 use std::net::TcpStream;
 use std::time::Duration;
 
+use std::process::{Command, Stdio};
+
 use common::relay::{lines, logger, Relay};
-use common::{wait_until, Redis, BIN};
+use common::{free_port, require, self_signed_cert, wait_until, Pixelpipe, Redis, BIN};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -239,6 +241,68 @@ fn hangup_reopens_the_file_after_rotation() {
     wait_for_list(&redis, "pixel", 1);
 }
 
+/// Syslog over TLS (RFC 5425) from `openssl s_client`, octet-counted as the RFC frames
+/// it. A client that does not speak TLS gets nothing in, and is counted.
+#[test]
+fn tls_source() {
+    let redis = Redis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed_cert(dir.path());
+    let address = format!("127.0.0.1:{}", free_port());
+    let config = dir.path().join("relay.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[relay.sources]]\ntype = \"tcp\"\naddress = \"{address}\"\n\
+             tls = {{ cert = {cert:?}, key = {key:?} }}\n"
+        ),
+    )
+    .unwrap();
+    let config = config.display().to_string();
+    let relay = Pixelpipe::start(
+        &dir.path().join("data"),
+        &["--config", &config, "--redis", &redis.url(), "relay"],
+    );
+    let expected = ["1379183721.115,foo=bar&baz=1", "1379183721.116,over=tls"];
+    let frames: String = expected
+        .iter()
+        .map(|m| {
+            let m = format!("<158>Nov 27 20:23:37 web1 pixel: {m}");
+            format!("{} {m}", m.len())
+        })
+        .collect();
+    let mut client = Command::new(require("openssl", "openssl"))
+        .args(["s_client", "-connect", &address, "-quiet", "-no_ign_eof"])
+        .args(["-verify_return_error", "-CAfile"])
+        .arg(&cert)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    client
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(frames.as_bytes())
+        .unwrap();
+    let out = client.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_for_list(&redis, "pixel", 2);
+    assert_eq!(redis.list_oldest_first("pixel"), expected);
+    let mut plain = TcpStream::connect(&address).unwrap();
+    writeln!(plain, "<158>Nov 27 20:23:37 pixel: not over TLS").unwrap();
+    wait_until("the failed handshake to be counted", WAIT, || {
+        relay.metric("pixelpipe_relay_tls_failures_total", "") == 1.0
+    });
+    assert_eq!(relay.metric("pixelpipe_relay_received_total", ""), 2.0);
+    assert_eq!(redis.llen("pixel"), 2);
+}
+
 /// What was read from a stream socket is in the local log: a `kill -9` while Redis is
 /// down loses nothing, and the restarted relay ships it.
 #[test]
@@ -371,4 +435,10 @@ fn bad_configuration_names_the_field() {
     assert!(e.contains("buffer"), "{e}");
     let e = run("", &[]);
     assert!(e.contains("no sources"), "{e}");
+    let e = run(
+        "[[relay.sources]]\ntype = \"tcp\"\naddress = \"127.0.0.1:1\"\n\
+         tls = { cert = \"/nonexistent/cert.pem\", key = \"/nonexistent/key.pem\" }\n",
+        &[],
+    );
+    assert!(e.contains("TLS certificate /nonexistent/cert.pem"), "{e}");
 }

@@ -244,30 +244,8 @@ fn a_full_log_drops_the_oldest_under_drop_oldest() {
 
 #[test]
 fn ships_over_tls_with_rediss() {
-    let openssl = require("openssl", "openssl");
     let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    let made = std::process::Command::new(openssl)
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-        ])
-        .args([
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-        ])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .unwrap();
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
-    );
+    let (cert, key) = self_signed_cert(dir.path());
     let port = free_port();
     let mut tls_redis = std::process::Command::new(require("redis-server", "redis-server"))
         .args([

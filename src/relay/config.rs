@@ -122,6 +122,17 @@ pub struct TcpSource {
     /// Connections beyond this many are accepted and closed at once (and counted).
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// Syslog over TLS (RFC 5425, port 6514 by convention) instead of plain TCP.
+    #[serde(default)]
+    pub tls: Option<TlsFiles>,
+}
+
+/// A server certificate chain and its private key, PEM files.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 fn default_true() -> bool {
@@ -178,6 +189,7 @@ impl TcpSource {
             address,
             max_message_bytes: default_max_message(),
             max_connections: default_max_connections(),
+            tls: None,
         }
     }
 }

@@ -26,6 +26,8 @@ pub struct SourceMetrics {
     /// Records larger than the local log accepts.
     pub dropped_too_large: Counter,
     pub rejected_connections: Counter,
+    /// TLS handshakes that failed or timed out.
+    pub tls_failures: Counter,
 }
 
 impl SourceMetrics {
@@ -44,6 +46,7 @@ impl SourceMetrics {
             dropped_log_full: counter!("pixelpipe_relay_dropped_total", "source" => kind, "reason" => "log_full"),
             dropped_too_large: counter!("pixelpipe_relay_dropped_total", "source" => kind, "reason" => "too_large"),
             rejected_connections: c("pixelpipe_relay_rejected_connections_total"),
+            tls_failures: c("pixelpipe_relay_tls_failures_total"),
         }
     }
 }

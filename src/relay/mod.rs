@@ -16,6 +16,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod route;
 pub mod tcp;
+mod tls;
 pub mod udp;
 pub mod unix;
 mod unix_queue;
@@ -76,13 +77,19 @@ pub enum RelayError {
     },
     #[error("starting a source thread: {0}")]
     Thread(std::io::Error),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
 }
 
 /// A bound socket, waiting for its thread.
 enum Bound {
     Unix(std::os::unix::net::UnixDatagram, config::UnixSource),
     Udp(std::net::UdpSocket, bool),
-    Tcp(std::net::TcpListener, config::TcpSource),
+    Tcp(
+        std::net::TcpListener,
+        config::TcpSource,
+        Option<tokio_rustls::TlsAcceptor>,
+    ),
 }
 
 /// Runs the relay until `shutdown` resolves, then stops reading, waits for what was read
@@ -97,11 +104,13 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let analytics = crate::consume::start_analytics(&config).map_err(PipelineError::Redis)?;
     let mut bound = Vec::new();
     for source in &config.relay.sources {
-        bound.push(match source {
-            SourceConfig::Unix(u) => Bound::Unix(unix::bind(u)?, u.clone()),
-            SourceConfig::Udp(u) => Bound::Udp(udp::bind(u)?, u.realtime_receiver),
-            SourceConfig::Tcp(t) => Bound::Tcp(tcp::bind(t)?, t.clone()),
-        });
+        match bind(source) {
+            Ok(b) => bound.push(b),
+            Err(e) => {
+                remove_socket_files(&bound);
+                return Err(e);
+            }
+        }
     }
     let pipeline =
         Pipeline::start(&config, analytics.tap).inspect_err(|_| remove_socket_files(&bound))?;
@@ -174,9 +183,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                     },
                 )?);
             }
-            Bound::Tcp(listener, c) => {
-                tracing::info!(address = %c.address, "receiving syslog on TCP");
-                tcp_listeners.push((listener, c));
+            Bound::Tcp(listener, c, acceptor) => {
+                let tls = acceptor.is_some();
+                tracing::info!(address = %c.address, tls, "receiving syslog on TCP");
+                tcp_listeners.push((listener, c, acceptor));
             }
         }
     }
@@ -187,7 +197,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             log,
             move |appender| async move {
                 let mut tasks = tokio::task::JoinSet::new();
-                for (listener, c) in tcp_listeners {
+                for (listener, c, acceptor) in tcp_listeners {
                     let listener = match tokio::net::TcpListener::from_std(listener) {
                         Ok(l) => l,
                         Err(e) => {
@@ -206,7 +216,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                             true,
                         )
                     };
-                    tasks.spawn(tcp::run(listener, c, new_ingest, stopped.clone()));
+                    tasks.spawn(tcp::run(listener, c, acceptor, new_ingest, stopped.clone()));
                 }
                 while tasks.join_next().await.is_some() {}
             },
@@ -253,6 +263,17 @@ async fn reopen_files_on_hangup(
             _ = stop_requested(&mut stopped) => return,
         }
     }
+}
+
+fn bind(source: &SourceConfig) -> Result<Bound, RelayError> {
+    Ok(match source {
+        SourceConfig::Unix(u) => Bound::Unix(unix::bind(u)?, u.clone()),
+        SourceConfig::Udp(u) => Bound::Udp(udp::bind(u)?, u.realtime_receiver),
+        SourceConfig::Tcp(t) => {
+            let acceptor = t.tls.as_ref().map(tls::acceptor).transpose()?;
+            Bound::Tcp(tcp::bind(t)?, t.clone(), acceptor)
+        }
+    })
 }
 
 fn remove_socket_files(bound: &[Bound]) {

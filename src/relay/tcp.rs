@@ -1,16 +1,18 @@
-//! The TCP source: RFC 6587 framing per connection, a connection limit, and the stream
-//! guarantee — a chunk's messages are in the local log before the next chunk is read, so
-//! what the sender got past TCP flow control survives a `kill -9`.
+//! The TCP source: RFC 6587 framing per connection, optionally inside TLS (RFC 5425), a
+//! connection limit, and the stream guarantee — a chunk's messages are in the local log
+//! before the next chunk is read, so what the sender got past TCP flow control survives
+//! a `kill -9`.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
-use tokio::io::AsyncReadExt;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
 
 use super::config::TcpSource;
 use super::ingest::Ingest;
@@ -20,6 +22,8 @@ use crate::syslog::framing::{Decoder, Step};
 
 /// Bytes asked of the socket per read.
 const READ_SIZE: usize = 128 * 1024;
+/// A TLS client that has not finished its handshake by then is dropped.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub fn bind(config: &TcpSource) -> Result<std::net::TcpListener, SourceError> {
     let err = |source| SourceError::Tcp {
@@ -32,10 +36,12 @@ pub fn bind(config: &TcpSource) -> Result<std::net::TcpListener, SourceError> {
 }
 
 /// Accepts connections until `stop`, then waits for the open ones to finish their chunk.
-/// `new_ingest` makes each connection's message handler.
+/// With `tls`, each connection shakes hands first. `new_ingest` makes each connection's
+/// message handler.
 pub async fn run(
     listener: TcpListener,
     config: TcpSource,
+    tls: Option<TlsAcceptor>,
     new_ingest: impl Fn() -> Ingest,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -62,8 +68,25 @@ pub async fn run(
         };
         let ingest = new_ingest();
         let stop = stop.clone();
+        let tls = tls.clone();
         connections.spawn(async move {
-            connection(stream, peer, config.max_message_bytes, ingest, stop).await;
+            let max = config.max_message_bytes;
+            match tls {
+                None => connection(stream, peer, max, ingest, stop).await,
+                Some(tls) => {
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
+                        Ok(Ok(stream)) => connection(stream, peer, max, ingest, stop).await,
+                        Ok(Err(e)) => {
+                            ingest.metrics.tls_failures.increment(1);
+                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                        }
+                        Err(_) => {
+                            ingest.metrics.tls_failures.increment(1);
+                            tracing::debug!(%peer, "TLS handshake timed out");
+                        }
+                    }
+                }
+            }
             drop(permit);
         });
         // Reap finished connections so the set does not grow.
@@ -73,7 +96,7 @@ pub async fn run(
 }
 
 async fn connection(
-    mut stream: TcpStream,
+    mut stream: impl AsyncRead + Unpin,
     peer: SocketAddr,
     max_message: usize,
     mut ingest: Ingest,

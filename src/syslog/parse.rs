@@ -13,9 +13,9 @@
 //! - An RFC 3164 date has no year: the one that puts it nearest to now is taken (a
 //!   `Dec 31` message received on Jan 1 belongs to the old year).
 
+use chrono::format::{Fixed, Item, Numeric, Pad, Parsed};
 #[cfg(test)]
 use chrono::TimeZone;
-use chrono::format::{Fixed, Item, Numeric, Pad, Parsed};
 use chrono::{DateTime, Datelike, FixedOffset, Local, NaiveDate};
 use syslog_loose::{IncompleteDate, Protocol, Variant};
 
