@@ -35,9 +35,7 @@ run() {
   mkdir -p "$dir"
   rport=$(free_port); hport=$(free_port)
   local sock=$dir/log.sock
-  redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no --dir "$dir" >/dev/null 2>&1 &
-  local redis_pid=$!; pids+=($redis_pid)
-  wait_port "$rport"
+  local redis_pid; start_redis "$rport" "$dir"
   if [ "$who" = syslog-ng ]; then
     cat >"$dir/syslog-ng.conf" <<CONF
 @version: 3.38

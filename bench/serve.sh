@@ -77,8 +77,7 @@ pp_run() { # name [env…] → prints "rps ok records dups rss_mib cpu_us_per_re
   local rport pport aport dir=$work/pp-$1
   shift
   rport=$(free_port); pport=$(free_port); aport=$(free_port)
-  redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no --dir "$work" >/dev/null & local rpid=$!; pids+=($rpid)
-  wait_port "$rport"
+  local redis_pid; start_redis "$rport" "$work"; local rpid=$redis_pid
   env "$@" RUST_LOG=warn $bin --redis "redis://127.0.0.1:$rport" --data-dir "$dir" --admin-listen "127.0.0.1:$aport" \
     serve --listen "127.0.0.1:$pport" 2>"$dir.log" & local pp=$!; pids+=($pp)
   wait_port "$pport"

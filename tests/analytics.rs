@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::consume::{hit, serve_with_analytics, traffic};
-use common::{http_get, wait_until, Redis, BIN};
+use common::{http_get, run_ok, wait_until, Redis, BIN};
 
 const N: usize = 1500;
 const VISITORS: usize = 900;
@@ -143,20 +143,15 @@ fn aggregates_match_the_raw_events() {
 
     // `top` with stdout not a terminal: plain text, the same numbers.
     let config = dir.path().join("pixelpipe.toml");
-    let out = Command::new(BIN)
-        .args([
-            "--config",
-            config.to_str().unwrap(),
-            "--redis",
-            &redis.url(),
-        ])
-        .args(["top", "--iterations", "1"])
-        .output()
-        .expect("pixelpipe top");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = run_ok(
+        Command::new(BIN)
+            .args([
+                "--config",
+                config.to_str().unwrap(),
+                "--redis",
+                &redis.url(),
+            ])
+            .args(["top", "--iterations", "1"]),
     );
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(

@@ -30,9 +30,7 @@ run() { # enabled → prints "rps records counted"
   local dir=$work/$1 rport pport aport
   mkdir -p "$dir"
   rport=$(free_port) pport=$(free_port) aport=$(free_port)
-  redis-server --port "$rport" --bind 127.0.0.1 --save "" --appendonly no --dir "$dir" >/dev/null 2>&1 &
-  local rpid=$!; pids+=($rpid)
-  wait_port "$rport"
+  local redis_pid; start_redis "$rport" "$dir"
   PIXELPIPE_ANALYTICS__ENABLED=$1 $bin --config "$work/pixelpipe.toml" --redis "redis://127.0.0.1:$rport" \
     --data-dir "$dir/data" --admin-listen "127.0.0.1:$aport" serve --listen "127.0.0.1:$pport" 2>"$dir/log" &
   local ppid=$!; pids+=($ppid)

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
 use std::time::Duration;
 
-use super::{free_port, wait_until, Pixelpipe, Redis, BIN};
+use super::{free_port, run_ok, wait_until, Pixelpipe, Redis, BIN};
 
 /// LPUSHes `records` in order, so that BRPOP pops them in this order.
 pub fn push(redis: &Redis, key: &str, records: &[String]) {
@@ -22,21 +22,14 @@ pub fn push(redis: &Redis, key: &str, records: &[String]) {
 
 /// Runs `pixelpipe --redis … tail <args>` to completion.
 pub fn tail(redis: &Redis, args: &[&str]) -> Output {
-    let out = Command::new(BIN)
-        .arg("--redis")
-        .arg(redis.url())
-        .arg("tail")
-        .args(args)
-        .env("RUST_LOG", "info")
-        .output()
-        .expect("running pixelpipe tail");
-    assert!(
-        out.status.success(),
-        "pixelpipe tail {args:?} failed: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    run_ok(
+        Command::new(BIN)
+            .arg("--redis")
+            .arg(redis.url())
+            .arg("tail")
+            .args(args)
+            .env("RUST_LOG", "info"),
+    )
 }
 
 /// A `pixelpipe tail` left running, its stdout and stderr in files.

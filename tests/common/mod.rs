@@ -25,31 +25,40 @@ pub fn require(program: &str, package: &str) -> PathBuf {
     panic!("`{program}` is not installed: run `sudo apt-get install {package}` (scripts/test does it for you)");
 }
 
+/// Runs `command` to its end; fails the test, with its stderr, if it fails.
+pub fn run_ok(command: &mut Command) -> std::process::Output {
+    let out = command
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{command:?} failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// A self-signed certificate for 127.0.0.1 and its key, made by `openssl` in `dir`:
 /// `(cert.pem, key.pem)`.
 pub fn self_signed_cert(dir: &Path) -> (PathBuf, PathBuf) {
     let openssl = require("openssl", "openssl");
     let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let made = Command::new(openssl)
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-        ])
-        .args([
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-        ])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("running openssl");
-    assert!(
-        made.status.success(),
-        "openssl req failed: {}",
-        String::from_utf8_lossy(&made.stderr)
+    run_ok(
+        Command::new(openssl)
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            ])
+            .args([
+                "-subj",
+                "/CN=127.0.0.1",
+                "-addext",
+                "subjectAltName=IP:127.0.0.1",
+            ])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert),
     );
     (cert, key)
 }

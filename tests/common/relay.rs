@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use super::{free_port, require, wait_until, Pixelpipe, Redis};
+use super::{free_port, require, run_ok, wait_until, Pixelpipe, Redis};
 
 /// A loopback UDP port nobody uses right now.
 pub fn free_udp_port() -> u16 {
@@ -101,16 +101,7 @@ fn launch(
 
 /// Runs util-linux `logger` with `args`; fails the test if it fails.
 pub fn logger(args: &[&str]) {
-    let bin = require("logger", "bsdutils");
-    let out = Command::new(bin)
-        .args(args)
-        .output()
-        .expect("running logger");
-    assert!(
-        out.status.success(),
-        "logger {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_ok(Command::new(require("logger", "bsdutils")).args(args));
 }
 
 /// Debian's syslog-ng with the original recipe's configuration, its unix socket in a
@@ -259,22 +250,14 @@ impl Nginx {
     pub fn ab(&self, concurrency: usize, requests: usize, target: &str) {
         let bin = require("ab", "apache2-utils");
         let url = format!("http://127.0.0.1:{}{target}", self.port);
-        let out = Command::new(bin)
-            .args([
-                "-q",
-                "-c",
-                &concurrency.to_string(),
-                "-n",
-                &requests.to_string(),
-                &url,
-            ])
-            .output()
-            .expect("running ab");
-        assert!(
-            out.status.success(),
-            "ab failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = run_ok(Command::new(bin).args([
+            "-q",
+            "-c",
+            &concurrency.to_string(),
+            "-n",
+            &requests.to_string(),
+            &url,
+        ]));
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(
             text.contains(&format!("Complete requests:      {requests}"))
