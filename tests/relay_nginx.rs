@@ -31,6 +31,11 @@ fn nginx_lines_all_reach_redis_in_order() {
                    access_log {{dir}}/{name}.log pixel;\n      empty_gif;\n    }}\n"
         )
     };
+    let queue = relay.counter("pixelpipe_relay_unix_queue_len");
+    assert!(
+        queue >= 512.0,
+        "the socket queues {queue} datagrams, not 512"
+    );
     let nginx = Nginx::start(
         &[
             location("pixel", &unix, ",nohostname"),

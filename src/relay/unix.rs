@@ -32,7 +32,9 @@ pub fn bind(config: &UnixSource) -> Result<UnixDatagram, SourceError> {
         }
         std::fs::remove_file(path).map_err(err)?;
     }
-    let socket = deep_socket(config.queue_len).map_err(err)?;
+    let (socket, queue_len) = deep_socket(config.queue_len).map_err(err)?;
+    metrics::gauge!("pixelpipe_relay_unix_queue_len", "path" => path.display().to_string())
+        .set(queue_len as f64);
     socket2::SockRef::from(&socket)
         .bind(&socket2::SockAddr::unix(path).map_err(err)?)
         .map_err(err)?;
@@ -44,19 +46,24 @@ pub fn bind(config: &UnixSource) -> Result<UnixDatagram, SourceError> {
     Ok(socket)
 }
 
-/// A socket with the configured queue length, or with the host's if that cannot be had.
-fn deep_socket(queue_len: usize) -> io::Result<UnixDatagram> {
-    unix_queue::socket(queue_len).or_else(|e| {
-        tracing::warn!(
-            error = %e,
-            queue_len,
-            host_queue_len = unix_queue::host_queue_len().ok(),
-            "cannot give the unix socket a deeper queue (needs user namespaces, or root): \
-             under load, senders such as nginx drop messages when it is full; \
-             raise net.unix.max_dgram_qlen instead"
-        );
-        UnixDatagram::unbound()
-    })
+/// A socket with the configured queue length, or with the host's if that cannot be had;
+/// and the length it got.
+fn deep_socket(queue_len: usize) -> io::Result<(UnixDatagram, usize)> {
+    let host = unix_queue::host_queue_len().ok();
+    match unix_queue::socket(queue_len) {
+        Ok(socket) => Ok((socket, host.map_or(queue_len, |h| h.max(queue_len)))),
+        Err(e) => {
+            tracing::warn!(
+                error = %e,
+                queue_len,
+                host_queue_len = host,
+                "cannot give the unix socket a deeper queue (needs user namespaces, or root): \
+                 under load, senders such as nginx drop messages when it is full; \
+                 raise net.unix.max_dgram_qlen instead"
+            );
+            Ok((UnixDatagram::unbound()?, host.unwrap_or(0)))
+        }
+    }
 }
 
 fn is_alive(path: &Path) -> bool {
