@@ -61,6 +61,7 @@ CONF
   fi
   pids+=($pid)
   for _ in $(seq 200); do [ -S "$sock" ] && break; sleep 0.05; done
+  [ -S "$sock" ] || { echo "$who never created $sock:" >&2; cat "$dir/out.log" >&2; exit 1; }
   mkdir -p "$dir/nginx"
   cat >"$dir/nginx/nginx.conf" <<CONF
 user root;

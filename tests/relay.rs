@@ -271,26 +271,26 @@ fn tls_source() {
             format!("{} {m}", m.len())
         })
         .collect();
-    let mut client = Command::new(require("openssl", "openssl"))
+    let client = Command::new(require("openssl", "openssl"))
         .args(["s_client", "-connect", &address, "-quiet", "-no_ign_eof"])
         .args(["-verify_return_error", "-CAfile"])
         .arg(&cert)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    client
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(frames.as_bytes())
-        .unwrap();
-    let out = client.wait_with_output().unwrap();
+    // Killed on drop, should the test fail before it ends.
+    let mut client = KillOnDrop(client);
+    let mut stdin = client.0.stdin.take().unwrap();
+    stdin.write_all(frames.as_bytes()).unwrap();
+    drop(stdin);
+    wait_until("openssl s_client to finish", WAIT, || {
+        client.0.try_wait().unwrap().is_some()
+    });
     assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        client.0.wait().unwrap().success(),
+        "openssl s_client failed"
     );
     wait_for_list(&redis, "pixel", 2);
     assert_eq!(redis.list_oldest_first("pixel"), expected);
@@ -301,6 +301,15 @@ fn tls_source() {
     });
     assert_eq!(relay.metric("pixelpipe_relay_received_total", ""), 2.0);
     assert_eq!(redis.llen("pixel"), 2);
+}
+
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// What was read from a stream socket is in the local log: a `kill -9` while Redis is

@@ -173,7 +173,11 @@ fn file_lines(path: &Path) -> Vec<String> {
     lines(path)
         .into_iter()
         .map(|l| match l.strip_suffix(" this is not syslog") {
-            Some(head) => format!("<received> {} this is not syslog", &head[16..]),
+            // `Nov 27 23:04:33 host`: the date is 15 characters.
+            Some(head) => format!(
+                "<received>{} this is not syslog",
+                head.get(15..).unwrap_or(head)
+            ),
             None => l,
         })
         .collect()

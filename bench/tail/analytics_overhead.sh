@@ -12,12 +12,7 @@ for p in wrk redis-server redis-cli; do
 done
 cargo build --release --quiet
 bin=$PWD/target/release/pixelpipe
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.05; done; return 1; }
+. bench/lib.sh
 cat >"$work/pixelpipe.toml" <<TOML
 [analytics]
 params = ["utm_source", "variant"]
@@ -41,12 +36,13 @@ run() { # enabled → prints "rps records counted"
   local records=0 counted=0 prev=-1
   while [ "$records" != "$prev" ]; do prev=$records; sleep 1; records=$(redis-cli -p "$rport" llen pixel); done
   counted=$(redis-cli -p "$rport" get pixelpipe:stats:pixel:total)
-  kill "$ppid"; wait "$ppid" 2>/dev/null || true
+  kill "$ppid" "$redis_pid"; wait "$ppid" "$redis_pid" 2>/dev/null || true
   echo "$rps $records ${counted:-0}"
 }
 
-read -r on_rps on_records on_counted <<<"$(run true)"
-read -r off_rps _ _ <<<"$(run false)"
+# Not in a $(…) subshell: the cleanup trap must see the pids `run` starts.
+run true >"$work/on"; read -r on_rps on_records on_counted <"$work/on"
+run false >"$work/off"; read -r off_rps _ _ <"$work/off"
 printf '%-28s %12s\n' "serve, analytics on" "$on_rps req/s"
 printf '%-28s %12s\n' "serve, analytics off" "$off_rps req/s"
 awk -v a="$on_rps" -v b="$off_rps" 'BEGIN { printf "ratio on/off: %.3f\n", a / b }'

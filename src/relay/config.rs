@@ -304,6 +304,13 @@ impl RelayConfig {
                             format!("[{i}].path: must not be empty"),
                         ));
                     }
+                    // The kernel's limit is an `int`.
+                    if u.queue_len == 0 || u.queue_len > i32::MAX as usize {
+                        return Err(ConfigError::invalid(
+                            "relay.sources",
+                            format!("[{i}].queue_len: must be between 1 and {}", i32::MAX),
+                        ));
+                    }
                 }
                 SourceConfig::Udp(u) if u.receive_buffer_bytes == 0 => {
                     return Err(ConfigError::invalid(
@@ -433,6 +440,8 @@ mod tests {
         assert!(e.contains("port"), "{e}");
         let e = relay("[[sources]]\ntype = \"unix\"\npath = \"/x\"\nmode = \"999\"\n").unwrap_err();
         assert!(e.contains("relay.sources") && e.contains("[0].mode"), "{e}");
+        let e = relay("[[sources]]\ntype = \"unix\"\npath = \"/x\"\nqueue_len = 0\n").unwrap_err();
+        assert!(e.contains("[0].queue_len"), "{e}");
         let e =
             relay("[[routes]]\ndestination = { redis = { key = \"${NOPE}\", value = \"x\" } }\n")
                 .unwrap_err();

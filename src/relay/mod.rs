@@ -99,6 +99,13 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     if config.relay.sources.is_empty() {
         return Err(RelayError::NoSources);
     }
+    // First of all: SIGHUP's default action ends the process, and `logrotate` may send
+    // one as soon as the files exist.
+    let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .inspect_err(|e| {
+            tracing::warn!(error = %e, "cannot handle SIGHUP; file destinations will not be reopened")
+        })
+        .ok();
     let router = Arc::new(Router::new(&config.relay.effective_routes())?);
     // The same live analytics as `serve`, fed by the shipper.
     let analytics = crate::consume::start_analytics(&config).map_err(PipelineError::Redis)?;
@@ -222,18 +229,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             },
         )?);
     }
-    // Installed before the relay says it runs, so that a SIGHUP never finds it without.
-    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-        Ok(hangup) => {
-            tokio::spawn(reopen_files_on_hangup(
-                hangup,
-                router.clone(),
-                stopped.clone(),
-            ));
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot handle SIGHUP; file destinations will not be reopened")
-        }
+    if let Some(hangup) = hangup {
+        tokio::spawn(reopen_files_on_hangup(
+            hangup,
+            router.clone(),
+            stopped.clone(),
+        ));
     }
     tracing::info!(admin = %admin_addr, routes = router.routes.len(), "relaying syslog");
     shutdown.await;

@@ -67,14 +67,18 @@ pub async fn run(
             continue;
         };
         let ingest = new_ingest();
-        let stop = stop.clone();
+        let mut stop = stop.clone();
         let tls = tls.clone();
         connections.spawn(async move {
             let max = config.max_message_bytes;
             match tls {
                 None => connection(stream, peer, max, ingest, stop).await,
                 Some(tls) => {
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
+                    let handshake = tokio::select! {
+                        r = tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(stream)) => r,
+                        _ = super::stop_requested(&mut stop) => return,
+                    };
+                    match handshake {
                         Ok(Ok(stream)) => connection(stream, peer, max, ingest, stop).await,
                         Ok(Err(e)) => {
                             ingest.metrics.tls_failures.increment(1);

@@ -51,30 +51,37 @@ fn socket_in_own_namespace(len: usize) -> io::Result<OwnedFd> {
         return Err(io::Error::last_os_error());
     }
     if pid == 0 {
-        drop_in_child(&parent_end);
         let code = child(child_end.as_raw_fd(), value.as_bytes());
         // SAFETY: ends the child without running the parent's destructors or atexit.
         unsafe { libc::_exit(code) };
     }
-    drop(child_end);
-    let received = receive_fd(parent_end.as_raw_fd());
-    let mut status = 0;
-    // SAFETY: waits for our own child, so it leaves no zombie.
-    unsafe { libc::waitpid(pid, &mut status, 0) };
-    match received {
-        Ok(Some(fd)) => Ok(fd),
-        Ok(None) if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) != 0 => {
-            Err(io::Error::from_raw_os_error(libc::WEXITSTATUS(status)))
-        }
-        Ok(None) => Err(io::Error::other("the helper process gave no socket")),
-        Err(e) => Err(e),
+    // The child exits at once, its socket (if any) already queued on the pair: wait for
+    // it first, then read without blocking. (A datagram pair reports no end of file when
+    // the other side closes, so reading first would hang if the child failed.)
+    let status = wait_for(pid)?;
+    if !libc::WIFEXITED(status) {
+        return Err(io::Error::other("the helper process was killed"));
+    }
+    match libc::WEXITSTATUS(status) {
+        0 => receive_fd(parent_end.as_raw_fd())?
+            .ok_or_else(|| io::Error::other("the helper process gave no socket")),
+        errno => Err(io::Error::from_raw_os_error(errno)),
     }
 }
 
-/// Closes the parent's end in the child without running Rust code that could allocate.
-fn drop_in_child(fd: &UnixDatagram) {
-    // SAFETY: the child's copy of the descriptor; the parent keeps its own.
-    unsafe { libc::close(fd.as_raw_fd()) };
+/// `waitpid` for our own child (so it leaves no zombie): its status.
+fn wait_for(pid: libc::pid_t) -> io::Result<libc::c_int> {
+    let mut status = 0;
+    loop {
+        // SAFETY: plain system call with a valid pointer.
+        if unsafe { libc::waitpid(pid, &mut status, 0) } == pid {
+            return Ok(status);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
 }
 
 /// The child's work. Returns its exit code: 0 when the socket was sent, otherwise the
@@ -146,7 +153,7 @@ unsafe fn send_fd(channel: RawFd, fd: RawFd) -> isize {
     }
 }
 
-/// Receives the child's socket: `None` when the child ended without sending one.
+/// Takes the child's socket off the pair, without waiting: `None` if there is none.
 fn receive_fd(channel: RawFd) -> io::Result<Option<OwnedFd>> {
     let mut byte = [0u8; 1];
     let mut iov = libc::iovec {
@@ -161,17 +168,22 @@ fn receive_fd(channel: RawFd) -> io::Result<Option<OwnedFd>> {
         msg.msg_iovlen = 1;
         msg.msg_control = control.bytes.as_mut_ptr().cast();
         msg.msg_controllen = mem::size_of::<ControlBuffer>() as _;
-        let n = loop {
-            let n = libc::recvmsg(channel, &mut msg, libc::MSG_CMSG_CLOEXEC);
-            if n >= 0 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
-                break n;
-            }
-        };
+        let n = libc::recvmsg(
+            channel,
+            &mut msg,
+            libc::MSG_CMSG_CLOEXEC | libc::MSG_DONTWAIT,
+        );
         if n < 0 {
-            return Err(io::Error::last_os_error());
+            let e = io::Error::last_os_error();
+            return if e.kind() == io::ErrorKind::WouldBlock {
+                Ok(None)
+            } else {
+                Err(e)
+            };
         }
         let cmsg = libc::CMSG_FIRSTHDR(&msg);
         if n == 0
+            || msg.msg_flags & libc::MSG_CTRUNC != 0
             || cmsg.is_null()
             || (*cmsg).cmsg_level != libc::SOL_SOCKET
             || (*cmsg).cmsg_type != libc::SCM_RIGHTS
@@ -225,6 +237,13 @@ mod tests {
         let deep = socket(len).expect("needs user namespaces, or root");
         // The kernel lets one more in than the limit.
         assert_eq!(queued(&deep, len / 100 + 2), len + 1);
+    }
+
+    #[test]
+    fn a_failing_helper_is_an_error_not_a_hang() {
+        // The kernel refuses a limit above i32::MAX: the child fails at its sysctl write.
+        let e = socket(1 << 40).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EINVAL), "{e}");
     }
 
     #[test]

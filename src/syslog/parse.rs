@@ -101,11 +101,9 @@ pub fn parse<'a>(raw: &'a [u8], now: DateTime<Local>, expect_host: bool) -> Mess
             }
             Some(h) => {
                 // `pixel: MSG`: the word before the colon names the program. So does
-                // `pixel:MSG`, which `syslog_loose` reads as a host `pixel:MSG…` (a host
-                // name has no colon, unless it is an IPv6 address).
+                // `pixel:MSG`, which `syslog_loose` reads as a host `pixel:MSG…`.
                 let colon_follows = raw.get(offset(h) + h.len()) == Some(&b':');
-                let tag_in_host = h.contains(':') && h.parse::<std::net::IpAddr>().is_err();
-                if (m.appname.is_none() && colon_follows) || tag_in_host {
+                if (m.appname.is_none() && colon_follows) || is_tag(h.as_bytes()) {
                     host = None;
                     Some(offset(h))
                 } else {
@@ -116,12 +114,17 @@ pub fn parse<'a>(raw: &'a [u8], now: DateTime<Local>, expect_host: bool) -> Mess
         };
         if let Some(start) = tag_start {
             let tag = read_tag(&raw[start..]);
-            // The program is text: cut from `text`, whose valid prefix holds the header.
-            program = text
-                .get(start..start + tag.program.len())
-                .unwrap_or_default();
+            // The program is text: a tag that is not UTF-8 makes the message unparseable.
+            let Some(p) = text.get(start..start + tag.program.len()) else {
+                return fallback(raw);
+            };
+            program = p;
             (pid, header, message) = (tag.pid, tag.header, tag.message);
         }
+    }
+    if message.is_empty() && text.len() < raw.len() {
+        // A byte that is not UTF-8 cut the header short: nothing of it may be lost.
+        return fallback(raw);
     }
     Message {
         facility: m.facility.map_or(1, |f| f as u8),
@@ -178,6 +181,21 @@ fn read_tag(tag: &[u8]) -> Tag<'_> {
     }
 }
 
+/// Whether a header word with a colon is a tag (`pixel:MSG`) rather than a host: a host
+/// name has no colon unless it is an IPv6 address (`::1`, `[fe80::1]`, `fe80::1%eth0`).
+/// (`host:8080` reads as a tag: a syslog host name carries no port.)
+fn is_tag(word: &[u8]) -> bool {
+    if !word.contains(&b':') {
+        return false;
+    }
+    let Ok(word) = std::str::from_utf8(word) else {
+        return true;
+    };
+    let address = word.trim_start_matches('[').trim_end_matches(']');
+    let address = address.split_once('%').map_or(address, |(a, _zone)| a);
+    address.parse::<std::net::Ipv6Addr>().is_err()
+}
+
 /// `%Y-%m-%dT%H:%M:%S%.f`, compiled once: parsing the format string for every message
 /// took a sixth of the relay's time under `loggen`.
 const ISO_WITHOUT_ZONE: &[Item<'static>] = &[
@@ -216,7 +234,8 @@ fn iso_without_zone(raw: &[u8], expect_host: bool) -> Option<Message<'_>> {
     let rest = &rest[date_len + 1..];
     // The first word is the host unless it already is the tag (`prog:` or `prog[pid]`).
     let word = &rest[..rest.iter().position(|&b| b == b' ').unwrap_or(rest.len())];
-    let (host, tag) = if !expect_host || word.contains(&b':') || word.contains(&b'[') {
+    let pid_follows = word.contains(&b'[') && !word.starts_with(b"[");
+    let (host, tag) = if !expect_host || is_tag(word) || pid_follows {
         (None, rest)
     } else {
         (Some(word), rest.get(word.len() + 1..).unwrap_or_default())
@@ -339,9 +358,18 @@ mod tests {
                 "{raw}"
             );
         }
-        // An IPv6 address is a host.
-        let m = p("<158>Nov 27 20:23:37 ::1 pixel: x");
-        assert_eq!((m.host, m.program), (Some(&b"::1"[..]), &b"pixel"[..]));
+        // An IPv6 address is a host, on either date form.
+        for host in ["::1", "fe80::1%eth0", "[2001:db8::1]"] {
+            for date in ["Nov 27 20:23:37", "2026-11-27T20:23:37"] {
+                let raw = format!("<158>{date} {host} pixel: x");
+                let m = p(&raw);
+                assert_eq!(
+                    (m.host, m.program),
+                    (Some(host.as_bytes()), &b"pixel"[..]),
+                    "{raw}"
+                );
+            }
+        }
     }
 
     #[test]
@@ -438,6 +466,22 @@ mod tests {
         let m = parse(raw, at(2026, 11, 27), true);
         assert_eq!(m.program, b"pixel");
         assert_eq!(m.message, b"a\xff\xfeb");
+    }
+
+    #[test]
+    fn non_utf8_in_the_header_loses_nothing() {
+        for raw in [
+            &b"<158>Nov 27 20:23:37 h\xff: x"[..],
+            b"<158>Nov 27 20:23:37 \xffh p: x",
+        ] {
+            for expect_host in [true, false] {
+                let m = parse(raw, at(2026, 11, 27), expect_host);
+                assert!(
+                    raw.ends_with(m.message) && m.message.ends_with(b": x"),
+                    "{raw:?}"
+                );
+            }
+        }
     }
 
     #[test]
