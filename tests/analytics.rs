@@ -25,7 +25,7 @@ fn api(admin: std::net::SocketAddr, target: &str) -> (u16, serde_json::Value) {
 fn aggregates_match_the_raw_events() {
     let mut redis = Redis::start();
     let dir = tempfile::tempdir().unwrap();
-    let (pixelpipe, listen) = serve_with_analytics(&redis, dir.path());
+    let (pixelpipe, listen) = serve_with_analytics(&redis, dir.path(), &[]);
     let queries = traffic(N, VISITORS, GOAL_EVERY);
     for q in &queries {
         hit(listen, q);
@@ -200,25 +200,8 @@ fn aggregates_match_the_raw_events() {
 fn malformed_records_are_counted_not_fatal() {
     let redis = Redis::start();
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("pixelpipe.toml");
-    std::fs::write(&config, common::consume::ANALYTICS_TOML).unwrap();
-    let listen = format!("127.0.0.1:{}", common::free_port());
     // A record format without the timestamp first: every record is malformed for analytics.
-    let pixelpipe = common::Pixelpipe::start(
-        &dir.path().join("data"),
-        &[
-            "--config",
-            config.to_str().unwrap(),
-            "--redis",
-            &redis.url(),
-            "serve",
-            "--listen",
-            &listen,
-            "--format",
-            "$args",
-        ],
-    );
-    let listen = listen.parse().unwrap();
+    let (pixelpipe, listen) = serve_with_analytics(&redis, dir.path(), &["--format", "$args"]);
     for i in 0..10 {
         hit(listen, &format!("uid={i}&bad=%FF"));
     }

@@ -240,7 +240,7 @@ fn dashboard_updates_live_in_a_real_browser() {
     const N: usize = 60;
     let mut redis = Redis::start();
     let dir = tempfile::tempdir().unwrap();
-    let (pixelpipe, listen) = serve_with_analytics(&redis, dir.path());
+    let (pixelpipe, listen) = serve_with_analytics(&redis, dir.path(), &[]);
     let mut browser = Chromium::start(&format!("http://{}/dashboard", pixelpipe.admin));
 
     wait_until(

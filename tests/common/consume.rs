@@ -111,24 +111,32 @@ ab_param = "variant"
 goal = "event=signup"
 "#;
 
-/// `pixelpipe serve` on free ports with [`ANALYTICS_TOML`]; returns it and its pixel address.
-pub fn serve_with_analytics(redis: &Redis, dir: &Path) -> (Pixelpipe, std::net::SocketAddr) {
+/// `pixelpipe serve` on free ports with [`ANALYTICS_TOML`] and `extra` serve flags;
+/// returns it and its pixel address.
+pub fn serve_with_analytics(
+    redis: &Redis,
+    dir: &Path,
+    extra: &[&str],
+) -> (Pixelpipe, std::net::SocketAddr) {
     let config = dir.join("pixelpipe.toml");
     std::fs::write(&config, ANALYTICS_TOML).expect("config file");
     let listen: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let p = Pixelpipe::start(
-        &dir.join("data"),
-        &[
-            "--config",
-            config.to_str().unwrap(),
-            "--redis",
-            &redis.url(),
-            "serve",
-            "--listen",
-            &listen.to_string(),
-        ],
+    let (config, redis, listen_arg) = (
+        config.display().to_string(),
+        redis.url(),
+        listen.to_string(),
     );
-    (p, listen)
+    let mut args = vec![
+        "--config",
+        &config,
+        "--redis",
+        &redis,
+        "serve",
+        "--listen",
+        &listen_arg,
+    ];
+    args.extend_from_slice(extra);
+    (Pixelpipe::start(&dir.join("data"), &args), listen)
 }
 
 /// Sends one pixel hit with `query`; panics unless it is answered 200.
