@@ -35,6 +35,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let (tap, shipped) = analytics::tap(&config.analytics);
     let pipeline = Pipeline::start(&config, tap)?;
     let dashboard = analytics::start(&config, shipped).map_err(ServeError::Analytics)?;
+    if config.analytics.enabled && !crate::record::readable(&config.http.format) {
+        tracing::warn!(
+            format = %config.http.format,
+            "the analytics read records as `$msec,…`: with this http.format, every record will be counted as malformed"
+        );
+    }
     let (stop, stopped) = watch::channel(false);
     let admin_state = AdminState {
         log: pipeline.log.clone(),

@@ -10,12 +10,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
+use super::hit::Hit;
 use super::request::{self, Parsed, Request};
 use super::response::Reply;
 use super::Endpoint;
 use crate::log::{Appender, LogError, Ticket};
 use crate::metrics::metrics;
-use crate::template::http::Hit;
 
 pub async fn serve(
     stream: TcpStream,

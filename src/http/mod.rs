@@ -8,6 +8,7 @@
 //! `SO_REUSEPORT` listener, as nginx runs its workers, so hits never cross threads.
 
 pub mod connection;
+pub mod hit;
 pub mod request;
 pub mod response;
 

@@ -8,10 +8,10 @@ use std::sync::Arc;
 use chrono::{DateTime, Local};
 
 use super::metrics::SourceMetrics;
+use super::received::Received;
 use super::route::{Destination, Router};
 use crate::log::{Appender, LogError, Ticket};
 use crate::syslog::parse;
-use crate::template::syslog::Record;
 
 pub struct Ingest {
     router: Arc<Router>,
@@ -87,7 +87,7 @@ impl Ingest {
         } else {
             tally.parsed += 1;
         }
-        let record = Record {
+        let record = Received {
             message: &message,
             received: self.now,
             peer,

@@ -13,6 +13,7 @@ mod datagram;
 pub mod file;
 pub mod ingest;
 pub mod metrics;
+pub mod received;
 pub mod route;
 pub mod tcp;
 mod tls;

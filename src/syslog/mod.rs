@@ -38,33 +38,6 @@ pub enum Facility {
     Local7,
 }
 
-const FACILITY_NAMES: [&str; 24] = [
-    "kern",
-    "user",
-    "mail",
-    "daemon",
-    "auth",
-    "syslog",
-    "lpr",
-    "news",
-    "uucp",
-    "cron",
-    "authpriv",
-    "ftp",
-    "ntp",
-    "security",
-    "console",
-    "solaris-cron",
-    "local0",
-    "local1",
-    "local2",
-    "local3",
-    "local4",
-    "local5",
-    "local6",
-    "local7",
-];
-
 /// The severities, most severe first (their numeric value).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -77,34 +50,4 @@ pub enum Severity {
     Notice,
     Info,
     Debug,
-}
-
-const SEVERITY_NAMES: [&str; 8] = [
-    "emerg", "alert", "crit", "err", "warning", "notice", "info", "debug",
-];
-
-/// The name syslog-ng's `${FACILITY}` prints for facility number `code` (0–23).
-pub fn facility_name(code: u8) -> &'static str {
-    FACILITY_NAMES.get(code as usize).copied().unwrap_or("user")
-}
-
-/// The name syslog-ng's `${SEVERITY}` (and `${PRIORITY}`, `${LEVEL}`) prints.
-pub fn severity_name(code: u8) -> &'static str {
-    SEVERITY_NAMES
-        .get(code as usize)
-        .copied()
-        .unwrap_or("notice")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_match_codes() {
-        assert_eq!(facility_name(Facility::Local3 as u8), "local3");
-        assert_eq!(facility_name(Facility::Kern as u8), "kern");
-        assert_eq!(severity_name(Severity::Info as u8), "info");
-        assert_eq!(severity_name(Severity::Debug as u8), "debug");
-    }
 }
