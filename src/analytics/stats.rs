@@ -201,7 +201,11 @@ pub async fn snapshot<C: redis::aio::ConnectionLike>(
         variants.sort_by(|a, b| a.name.cmp(&b.name));
         Some(AbTable {
             param: config.ab_param.clone(),
-            goal: config.goal.clone(),
+            goal: config
+                .goal
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
             variants,
         })
     } else {

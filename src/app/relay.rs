@@ -48,7 +48,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             tracing::warn!(error = %e, "cannot handle SIGHUP; file destinations will not be reopened")
         })
         .ok();
-    let router = Arc::new(Router::new(&config.relay.effective_routes())?);
+    let router = Arc::new(Router::new(&config.relay.routes)?);
     // Sockets are bound before anything else starts, so that a source that cannot listen
     // stops the relay before it opens the log.
     let bound = relay::bind_all(&config.relay.sources)?;

@@ -12,6 +12,7 @@ use crate::analytics;
 use crate::config::Config;
 use crate::http::{HttpError, HttpServer};
 use crate::pipeline::{Pipeline, PipelineError};
+use crate::template::{self, http::TemplateError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -19,6 +20,8 @@ pub enum ServeError {
     Pipeline(#[from] PipelineError),
     #[error("analytics: bad Redis URL: {0}")]
     Analytics(redis::RedisError),
+    #[error("bad configuration: `http.format`: {0}")]
+    Format(#[from] TemplateError),
     #[error(transparent)]
     Http(#[from] HttpError),
     #[error("cannot listen on {address} (admin): {source}")]
@@ -31,6 +34,8 @@ pub enum ServeError {
 /// Serves until `shutdown` resolves, then stops accepting, answers what is in flight, and
 /// ships what it can within the shutdown deadline.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
+    // The record template first: a bad one stops `serve` before anything starts.
+    let template = template::http::compile(&config.http.format)?;
     let prometheus = crate::metrics::install();
     let (tap, shipped) = analytics::tap(&config.analytics);
     let pipeline = Pipeline::start(&config, tap)?;
@@ -55,7 +60,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             address: config.admin_listen,
             source,
         })?;
-    let server = HttpServer::start(&config.http, pipeline.log.clone(), stopped)?;
+    let server = HttpServer::start(&config.http, template, pipeline.log.clone(), stopped)?;
     tracing::info!(
         listen = %server.local_addr,
         path = %config.http.path,

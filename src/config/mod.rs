@@ -141,8 +141,6 @@ impl Config {
         redis::Client::open(self.redis.as_str())
             .map_err(|e| ConfigError::invalid("redis", e.to_string()))?;
         self.analytics.validate()?;
-        crate::template::http::compile(&self.http.format)
-            .map_err(|e| ConfigError::invalid("http.format", e.to_string()))?;
         self.relay.validate()?;
         Ok(())
     }

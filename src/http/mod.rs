@@ -27,14 +27,12 @@ use tokio::task::JoinSet;
 use crate::config::HttpConfig;
 use crate::log::{Appender, Log};
 use crate::metrics::metrics;
-use crate::template::http::{self as template, Template};
+use crate::template::http::Template;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: io::Error },
-    #[error("bad record format: {0}")]
-    Template(#[from] template::TemplateError),
     #[error("cannot start a worker thread: {0}")]
     Thread(io::Error),
 }
@@ -59,13 +57,14 @@ impl HttpServer {
     /// turns true, and end once their in-flight requests are answered.
     pub fn start(
         config: &HttpConfig,
+        template: Template,
         log: Arc<Log>,
         shutdown: watch::Receiver<bool>,
     ) -> Result<HttpServer, HttpError> {
         let endpoint = Arc::new(Endpoint {
             path: config.path.clone(),
             key: config.key.clone().into_bytes(),
-            template: template::compile(&config.format)?,
+            template,
             limits: request::Limits {
                 max_request_line: config.max_request_line,
                 max_header_bytes: config.max_header_bytes,

@@ -3,16 +3,16 @@
 use std::sync::Arc;
 
 use super::file::FileSink;
-use crate::config::relay::{DestinationConfig, Filter, RouteConfig};
+use crate::config::relay::{DestinationConfig, Filter, Routes};
 use crate::syslog::Message;
 use crate::template::syslog::{compile, Template, TemplateError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RouteError {
-    #[error("route {index}: {field}: {source}")]
+    /// `field` is the configuration's, e.g. `relay.routes[0].destination.redis.key`.
+    #[error("`{field}`: {source}")]
     Template {
-        index: usize,
-        field: &'static str,
+        field: String,
         source: TemplateError,
     },
     #[error("route {index}: {source}")]
@@ -89,23 +89,26 @@ pub struct Router {
 }
 
 impl Router {
-    /// Compiles the routes and opens their files (a file shared by several routes is
-    /// opened once).
-    pub fn new(configs: &[RouteConfig]) -> Result<Router, RouteError> {
+    /// Compiles the routes (the only place their templates are compiled) and opens
+    /// their files (a file shared by several routes is opened once).
+    pub fn new(config: &Routes) -> Result<Router, RouteError> {
+        let configs = match config {
+            Routes::Own(routes) => routes.clone(),
+            Routes::Original(original) => original.routes(),
+        };
         let mut files: Vec<Arc<FileSink>> = Vec::new();
         let mut routes = Vec::new();
         for (index, c) in configs.iter().enumerate() {
-            let tpl = |field: &'static str, source: &str| {
+            let tpl = |part: &'static str, source: &str| {
                 compile(source).map_err(|source| RouteError::Template {
-                    index,
-                    field,
+                    field: field_name(config, index, part),
                     source,
                 })
             };
             let destination = match &c.destination {
                 DestinationConfig::Redis { key, value } => Destination::Redis {
-                    key: tpl("destination.redis.key", key)?,
-                    value: tpl("destination.redis.value", value)?,
+                    key: tpl("redis.key", key)?,
+                    value: tpl("redis.value", value)?,
                 },
                 DestinationConfig::File { path, template } => {
                     let sink = match files.iter().find(|f| f.path() == path) {
@@ -121,7 +124,7 @@ impl Router {
                     };
                     Destination::File {
                         sink,
-                        template: tpl("destination.file.template", template)?,
+                        template: tpl("file.template", template)?,
                     }
                 }
             };
@@ -157,11 +160,23 @@ impl Router {
     }
 }
 
+/// The configuration field that holds template `part` of route `index`.
+fn field_name(config: &Routes, index: usize, part: &str) -> String {
+    match config {
+        Routes::Own(_) => format!("relay.routes[{index}].destination.{part}"),
+        Routes::Original(_) => match part {
+            "redis.key" => "relay.redis_key".into(),
+            "redis.value" => "relay.redis_value".into(),
+            _ => "relay.other_template".into(),
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::relay::{Facility, OriginalRoutes, RouteConfig, Severity};
     use crate::config::RelayConfig;
-    use crate::syslog::{Facility, Severity};
 
     fn msg(facility: u8, severity: u8, program: &'static [u8]) -> Message<'static> {
         Message {
@@ -189,10 +204,13 @@ mod tests {
     fn original_routes() {
         let dir = tempfile::tempdir().unwrap();
         let c = RelayConfig {
-            other_file: Some(dir.path().join("messages")),
+            routes: Routes::Original(OriginalRoutes {
+                other_file: Some(dir.path().join("messages")),
+                ..OriginalRoutes::default()
+            }),
             ..RelayConfig::default()
         };
-        let r = Router::new(&c.effective_routes()).unwrap();
+        let r = Router::new(&c.routes).unwrap();
         assert_eq!(routes_taken(&r, &msg(19, 6, b"pixel")), vec![0]);
         assert_eq!(routes_taken(&r, &msg(1, 5, b"root")), vec![1]);
     }
@@ -237,7 +255,33 @@ mod tests {
                 is_final: false,
             },
         ];
-        let r = Router::new(&routes).unwrap();
+        let r = Router::new(&Routes::Own(routes)).unwrap();
         assert_eq!(routes_taken(&r, &msg(1, 1, b"")), vec![0]);
+    }
+
+    /// Templates are compiled here, once: their errors name the configuration field.
+    #[test]
+    fn template_errors_name_the_field() {
+        let own = |key: &str| {
+            Routes::Own(vec![RouteConfig {
+                filter: Filter::default(),
+                destination: DestinationConfig::Redis {
+                    key: key.into(),
+                    value: "x".into(),
+                },
+                is_final: false,
+            }])
+        };
+        let e = Router::new(&own("${NOPE}")).err().unwrap().to_string();
+        assert!(
+            e.contains("[0].destination.redis.key") && e.contains("NOPE"),
+            "{e}"
+        );
+        let original = Routes::Original(OriginalRoutes {
+            redis_value: "$(upper x)".into(),
+            ..OriginalRoutes::default()
+        });
+        let e = Router::new(&original).err().unwrap().to_string();
+        assert!(e.contains("relay.redis_value"), "{e}");
     }
 }

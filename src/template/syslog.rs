@@ -304,7 +304,7 @@ const SEVERITY_NAMES: [&str; 8] = [
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::syslog::{Facility, Severity};
+    use crate::config::relay::{Facility, Severity};
 
     // Rendering from parsed messages is tested where the relay implements
     // `MessageFields` (`relay::received`).
