@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use crate::admin::{self, AdminState};
 use crate::analytics;
@@ -46,7 +46,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             "the analytics read records as `$msec,…`: with this http.format, every record will be counted as malformed"
         );
     }
-    let (stop, stopped) = watch::channel(false);
+    // One token stops everything that serves: the sources, the admin listener.
+    let stop = CancellationToken::new();
     let admin_state = AdminState {
         log: pipeline.log.clone(),
         shipper: pipeline.status.clone(),
@@ -54,13 +55,13 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         ready_backlog_bytes: config.ship.ready_backlog_bytes,
     };
     let router = admin::router(admin_state).merge(dashboard);
-    let admin_addr = admin::serve(config.admin_listen, router, stopped.clone())
+    let admin_addr = admin::serve(config.admin_listen, router, stop.clone())
         .await
         .map_err(|source| ServeError::Admin {
             address: config.admin_listen,
             source,
         })?;
-    let server = HttpServer::start(&config.http, template, pipeline.log.clone(), stopped)?;
+    let server = HttpServer::start(&config.http, template, pipeline.log.clone(), stop.clone())?;
     tracing::info!(
         listen = %server.local_addr,
         path = %config.http.path,
@@ -70,7 +71,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     );
     shutdown.await;
     tracing::info!("stopping: no new connections; finishing requests in flight");
-    let _ = stop.send(true);
+    stop.cancel();
     let _ = tokio::task::spawn_blocking(move || server.join()).await;
     let left = pipeline.drain().await;
     tracing::info!(unshipped_bytes = left, "stopped");

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use super::hit::Hit;
 use super::request::{self, Parsed, Request};
@@ -22,7 +22,7 @@ pub async fn serve(
     peer: SocketAddr,
     endpoint: Arc<Endpoint>,
     appender: Appender,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
 ) {
     let mut conn = Connection {
         stream,
@@ -37,7 +37,7 @@ pub async fn serve(
     };
     // Made once per connection, not per wait: registering with the shared shutdown
     // signal on every keep-alive round trip costs more than the rest of the wait.
-    let stop = super::stopped(&mut shutdown);
+    let stop = shutdown.cancelled();
     tokio::pin!(stop);
     loop {
         // One clock reading per batch of requests: their records' time and the answers' Date.

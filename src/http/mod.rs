@@ -21,8 +21,8 @@ use std::time::Duration;
 
 use socket2::{Domain, Socket, Type};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::HttpConfig;
 use crate::log::{Appender, Log};
@@ -54,12 +54,12 @@ pub struct HttpServer {
 
 impl HttpServer {
     /// Binds the listeners and starts the workers. They stop accepting when `shutdown`
-    /// turns true, and end once their in-flight requests are answered.
+    /// is cancelled, and end once their in-flight requests are answered.
     pub fn start(
         config: &HttpConfig,
         template: Template,
         log: Arc<Log>,
-        shutdown: watch::Receiver<bool>,
+        shutdown: CancellationToken,
     ) -> Result<HttpServer, HttpError> {
         let endpoint = Arc::new(Endpoint {
             path: config.path.clone(),
@@ -131,7 +131,7 @@ fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, HttpError> {
 struct Worker {
     endpoint: Arc<Endpoint>,
     log: Arc<Log>,
-    shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
     connections: Arc<AtomicUsize>,
     max_connections: usize,
 }
@@ -160,7 +160,7 @@ impl Worker {
         runtime.block_on(self.accept_loop(listener));
     }
 
-    async fn accept_loop(mut self, listener: std::net::TcpListener) {
+    async fn accept_loop(self, listener: std::net::TcpListener) {
         let listener = match TcpListener::from_std(listener) {
             Ok(l) => l,
             Err(e) => {
@@ -198,7 +198,7 @@ impl Worker {
                     });
                 }
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
-                _ = stopped(&mut self.shutdown) => break,
+                _ = self.shutdown.cancelled() => break,
             }
         }
         drop(listener);
@@ -211,15 +211,6 @@ impl Worker {
             .is_err()
         {
             tracing::warn!("closing connections still busy after the grace period");
-        }
-    }
-}
-
-/// Resolves once `shutdown` is true (or its sender is gone).
-pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
-    while !*shutdown.borrow_and_update() {
-        if shutdown.changed().await.is_err() {
-            return;
         }
     }
 }

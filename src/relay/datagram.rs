@@ -24,10 +24,9 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixDatagram;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
 use futures_util::FutureExt;
+use tokio_util::sync::CancellationToken;
 
 use super::ingest::Ingest;
 use crate::log::Ticket;
@@ -41,7 +40,7 @@ const HEADER: usize = 17;
 const PAIR_BUFFER: usize = 4 << 20;
 /// Messages processed before the appender's flusher gets a turn.
 const BURST: usize = 512;
-/// How often the receiver looks at the stop flag while the socket is idle.
+/// How often the receiver thread looks at the stop token while the socket is idle.
 const POLL_MS: i32 = 100;
 
 /// A non-blocking datagram socket as the receiver sees it.
@@ -63,13 +62,13 @@ impl Receive for std::net::UdpSocket {
 }
 
 /// Starts the receiver thread for `socket` (non-blocking) and processes what it forwards
-/// until `stop` is set and everything read is in the local log.
+/// until `stop` is cancelled and everything read is in the local log.
 pub(super) async fn run(
     name: &str,
     socket: impl Receive,
     mut ingest: Ingest,
     realtime: bool,
-    stop: Arc<AtomicBool>,
+    stop: CancellationToken,
 ) -> io::Result<()> {
     if !realtime {
         return run_direct(socket, ingest, stop).await;
@@ -144,17 +143,16 @@ pub(super) async fn run(
 async fn run_direct(
     socket: impl Receive,
     mut ingest: Ingest,
-    stop: Arc<AtomicBool>,
+    stop: CancellationToken,
 ) -> io::Result<()> {
     // SAFETY: the AsyncFd owns `socket`, so its descriptor stays open while registered.
     let socket = unsafe { tokio::io::unix::AsyncFd::register(socket) }?;
     let mut buf = vec![0u8; MAX_DATAGRAM];
     let mut last: Option<Ticket> = None;
-    let mut tick = tokio::time::interval(std::time::Duration::from_millis(POLL_MS as u64));
-    while !stop.load(Ordering::Relaxed) {
+    loop {
         let mut guard = tokio::select! {
             g = socket.readable() => g?,
-            _ = tick.tick() => continue,
+            _ = stop.cancelled() => break,
         };
         ingest.begin_batch();
         let mut n = 0;
@@ -188,18 +186,19 @@ async fn run_direct(
 }
 
 /// The receiver thread: waits for the socket to be readable, forwards every datagram
-/// (with its sender) to the processing thread. Ends when `stop` is set.
-fn receive_loop(socket: impl Receive, forward: UnixDatagram, stop: Arc<AtomicBool>) {
+/// (with its sender) to the processing thread. Ends when `stop` is cancelled.
+fn receive_loop(socket: impl Receive, forward: UnixDatagram, stop: CancellationToken) {
     forward_loop(socket, &forward, stop);
     // Closing a datagram pair does not wake the other end: an empty datagram (every
     // forwarded one has a header) says the end.
     let _ = forward.send(&[]);
 }
 
-fn forward_loop(socket: impl Receive, forward: &UnixDatagram, stop: Arc<AtomicBool>) {
+fn forward_loop(socket: impl Receive, forward: &UnixDatagram, stop: CancellationToken) {
     let fd = socket.as_raw_fd();
     let mut buf = vec![0u8; HEADER + MAX_DATAGRAM];
-    while !stop.load(Ordering::Relaxed) {
+    // A plain thread cannot await the token: it looks at it between waits.
+    while !stop.is_cancelled() {
         if let Err(e) = wait_readable(fd, POLL_MS) {
             tracing::error!(error = %e, "waiting on a datagram socket failed; this source stops");
             return;

@@ -10,9 +10,10 @@ use std::time::Duration;
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
-use tokio::task::JoinSet;
+use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use super::ingest::Ingest;
 use super::SourceError;
@@ -43,10 +44,10 @@ pub async fn run(
     config: TcpSource,
     tls: Option<TlsAcceptor>,
     new_ingest: impl Fn() -> Ingest,
-    mut stop: watch::Receiver<bool>,
+    stop: CancellationToken,
 ) {
     let limit = Arc::new(Semaphore::new(config.max_connections));
-    let mut connections = JoinSet::new();
+    let connections = TaskTracker::new();
     let rejected = super::metrics::SourceMetrics::new("tcp").rejected_connections;
     loop {
         let (stream, peer) = tokio::select! {
@@ -59,7 +60,7 @@ pub async fn run(
                     continue;
                 }
             },
-            _ = super::stop_requested(&mut stop) => break,
+            _ = stop.cancelled() => break,
         };
         let Ok(permit) = limit.clone().try_acquire_owned() else {
             rejected.increment(1);
@@ -67,7 +68,7 @@ pub async fn run(
             continue;
         };
         let ingest = new_ingest();
-        let mut stop = stop.clone();
+        let stop = stop.clone();
         let tls = tls.clone();
         connections.spawn(async move {
             let max = config.max_message_bytes;
@@ -76,7 +77,7 @@ pub async fn run(
                 Some(tls) => {
                     let handshake = tokio::select! {
                         r = tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(stream)) => r,
-                        _ = super::stop_requested(&mut stop) => return,
+                        _ = stop.cancelled() => return,
                     };
                     match handshake {
                         Ok(Ok(stream)) => connection(stream, peer, max, ingest, stop).await,
@@ -93,10 +94,9 @@ pub async fn run(
             }
             drop(permit);
         });
-        // Reap finished connections so the set does not grow.
-        while connections.try_join_next().is_some() {}
     }
-    while connections.join_next().await.is_some() {}
+    connections.close();
+    connections.wait().await;
 }
 
 async fn connection(
@@ -104,7 +104,7 @@ async fn connection(
     peer: SocketAddr,
     max_message: usize,
     mut ingest: Ingest,
-    mut stop: watch::Receiver<bool>,
+    stop: CancellationToken,
 ) {
     let ip: IpAddr = peer.ip();
     let mut decoder = Decoder::new(max_message);
@@ -116,13 +116,13 @@ async fn connection(
         while log.check_room(READ_SIZE * 2).is_err() {
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(100)) => {}
-                _ = super::stop_requested(&mut stop) => return,
+                _ = stop.cancelled() => return,
             }
         }
         buf.reserve(READ_SIZE);
         let read = tokio::select! {
             r = stream.read_buf(&mut buf) => r,
-            _ = super::stop_requested(&mut stop) => return,
+            _ = stop.cancelled() => return,
         };
         let eof = match read {
             Ok(0) => true,

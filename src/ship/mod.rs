@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
 
 use crate::config::ShipConfig;
 use crate::log::{Batch, Log, Reader};
@@ -96,17 +97,17 @@ impl<S: Sink> Shipper<S> {
         (shipper, ShipperStatus { redis_up })
     }
 
-    /// Ships until `drain` turns true and everything written before then is in Redis.
+    /// Ships until `drain` is cancelled and everything written before then is in Redis.
     /// The caller bounds the drain with a deadline.
-    pub async fn run(mut self, mut drain: watch::Receiver<bool>) {
+    pub async fn run(mut self, drain: CancellationToken) {
         let mut pos = self.log.shipped();
         let mut last_was_full = true;
         loop {
-            if *drain.borrow() && pos >= self.log.end() {
+            if drain.is_cancelled() && pos >= self.log.end() {
                 self.cache_position(pos);
                 return;
             }
-            if !last_was_full && !*drain.borrow() {
+            if !last_was_full && !drain.is_cancelled() {
                 // Under a steady trickle, wait a moment so that one Redis round trip
                 // carries many records instead of a few.
                 tokio::time::sleep(self.config.linger).await;
@@ -115,7 +116,7 @@ impl<S: Sink> Shipper<S> {
                 match self.connect(pos).await {
                     Some(resumed) => pos = resumed,
                     None => {
-                        sleep_or_drain(self.backoff.next(), &mut drain).await;
+                        sleep_or_drain(self.backoff.next(), &drain).await;
                         continue;
                     }
                 }
@@ -128,21 +129,21 @@ impl<S: Sink> Shipper<S> {
                     Ok(b) => b,
                     Err(e) => {
                         tracing::error!(error = %e, "reading the local log failed; retrying");
-                        sleep_or_drain(Duration::from_secs(1), &mut drain).await;
+                        sleep_or_drain(Duration::from_secs(1), &drain).await;
                         continue;
                     }
                 };
             if batch.is_empty() {
                 last_was_full = true;
                 pos = pos.max(batch.end);
-                if *drain.borrow() {
+                if drain.is_cancelled() {
                     self.cache_position(pos);
                     return;
                 }
                 tokio::select! {
                     _ = self.log.wait_past(pos) => {}
                     _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                    _ = drain.changed() => {}
+                    _ = drain.cancelled() => {}
                 }
                 continue;
             }
@@ -261,10 +262,13 @@ impl<S: Sink> Shipper<S> {
     }
 }
 
-async fn sleep_or_drain(d: Duration, drain: &mut watch::Receiver<bool>) {
+/// Sleeps `d`, cut short when the drain begins. Once draining, sleeps in full: a backoff
+/// still backs off.
+async fn sleep_or_drain(d: Duration, drain: &CancellationToken) {
+    let draining = drain.is_cancelled();
     tokio::select! {
         _ = tokio::time::sleep(d) => {}
-        _ = drain.changed() => {}
+        _ = drain.cancelled(), if !draining => {}
     }
 }
 
