@@ -22,10 +22,11 @@
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::net::UnixDatagram;
 
 use futures_util::FutureExt;
+use rustix::event::{PollFd, PollFlags, Timespec};
 use tokio_util::sync::CancellationToken;
 
 use super::ingest::Ingest;
@@ -41,10 +42,13 @@ const PAIR_BUFFER: usize = 4 << 20;
 /// Messages processed before the appender's flusher gets a turn.
 const BURST: usize = 512;
 /// How often the receiver thread looks at the stop token while the socket is idle.
-const POLL_MS: i32 = 100;
+const POLL: Timespec = Timespec {
+    tv_sec: 0,
+    tv_nsec: 100_000_000,
+};
 
 /// A non-blocking datagram socket as the receiver sees it.
-pub(super) trait Receive: AsRawFd + Send + 'static {
+pub(super) trait Receive: AsFd + AsRawFd + Send + 'static {
     /// Reads one datagram: its length and, for network sockets, the sender.
     fn receive(&self, buf: &mut [u8]) -> io::Result<(usize, Option<IpAddr>)>;
 }
@@ -195,11 +199,10 @@ fn receive_loop(socket: impl Receive, forward: UnixDatagram, stop: CancellationT
 }
 
 fn forward_loop(socket: impl Receive, forward: &UnixDatagram, stop: CancellationToken) {
-    let fd = socket.as_raw_fd();
     let mut buf = vec![0u8; HEADER + MAX_DATAGRAM];
     // A plain thread cannot await the token: it looks at it between waits.
     while !stop.is_cancelled() {
-        if let Err(e) = wait_readable(fd, POLL_MS) {
+        if let Err(e) = wait_readable(&socket, &POLL) {
             tracing::error!(error = %e, "waiting on a datagram socket failed; this source stops");
             return;
         }
@@ -256,7 +259,8 @@ fn peer_from(header: &[u8]) -> Option<IpAddr> {
 /// Moves the calling thread to `SCHED_FIFO` (see the module notes), or says why not.
 fn raise_priority(thread: &str) {
     let param = libc::sched_param { sched_priority: 10 };
-    // SAFETY: plain system call on the calling thread with a valid parameter.
+    // SAFETY: neither rustix nor std wraps it. A plain call on the calling thread's own
+    // handle with a valid, initialised parameter that outlives the call.
     let rc = unsafe { libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_FIFO, &param) };
     if rc == 0 {
         tracing::debug!(thread, "datagram receiver runs with SCHED_FIFO priority");
@@ -271,24 +275,14 @@ fn raise_priority(thread: &str) {
     }
 }
 
-/// `poll(2)` for readability, up to `timeout_ms`. `Ok(false)`: timed out or interrupted.
-fn wait_readable(fd: RawFd, timeout_ms: i32) -> io::Result<bool> {
-    let mut pfd = libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd, for a descriptor the caller keeps open.
-    let n = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
-    if n < 0 {
-        let e = io::Error::last_os_error();
-        return if e.kind() == io::ErrorKind::Interrupted {
-            Ok(false)
-        } else {
-            Err(e)
-        };
+/// `poll(2)` for readability, up to `timeout`. `Ok(false)`: timed out or interrupted.
+fn wait_readable(socket: &impl AsFd, timeout: &Timespec) -> io::Result<bool> {
+    let mut fds = [PollFd::new(socket, PollFlags::IN)];
+    match rustix::event::poll(&mut fds, Some(timeout)) {
+        Ok(n) => Ok(n > 0),
+        Err(rustix::io::Errno::INTR) => Ok(false),
+        Err(e) => Err(e.into()),
     }
-    Ok(n > 0)
 }
 
 #[cfg(test)]
