@@ -10,6 +10,7 @@ pub mod admin;
 pub mod analytics;
 pub mod app;
 pub mod config;
+pub mod hostname;
 pub mod http;
 pub mod log;
 pub mod metrics;

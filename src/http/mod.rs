@@ -2,7 +2,7 @@
 //! with a GIF and logs each hit.
 //!
 //! Why not hyper: the endpoint has one route and fixed answers, and the budget per hit is
-//! what nginx spends (DESIGN.md). Parsing with httparse and writing canned bytes lets one
+//! what nginx spends. Parsing with httparse and writing canned bytes lets one
 //! read serve a whole pipelined batch with one group-committed log write and one socket
 //! write. Each worker thread runs its own single-threaded runtime on its own
 //! `SO_REUSEPORT` listener, as nginx runs its workers, so hits never cross threads.

@@ -49,7 +49,7 @@ pub fn parse<'b, 'h>(
 ) -> Parsed<'b, 'h> {
     // Check the request line's length before httparse sees it: a long line must be a 414
     // as soon as it is over the limit, not once it is complete.
-    match memchr(b'\n', buf) {
+    match memchr::memchr(b'\n', buf) {
         Some(eol) if eol > limits.max_request_line => return Parsed::Invalid(Reply::UriTooLong),
         None if buf.len() > limits.max_request_line => return Parsed::Invalid(Reply::UriTooLong),
         None => return Parsed::Partial,
@@ -134,10 +134,6 @@ fn origin_form(target: &[u8]) -> &[u8] {
         Some(i) => &rest[i..],
         None => b"/",
     }
-}
-
-fn memchr(needle: u8, haystack: &[u8]) -> Option<usize> {
-    haystack.iter().position(|&b| b == needle)
 }
 
 #[cfg(test)]

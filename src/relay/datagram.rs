@@ -1,5 +1,6 @@
 //! The datagram sources (unix and UDP): one message per datagram, nothing to acknowledge,
-//! so messages are appended and the loop moves on — but never dropped by the relay.
+//! so messages are appended and the loop moves on. The relay drops one only when the local
+//! log refuses it (full, or a record too large), and counts it.
 //!
 //! Why two threads per source: a unix datagram socket queues few datagrams (512 as
 //! `unix_queue` creates it, 10 with the host's default), and nginx drops a log line as

@@ -280,8 +280,6 @@ where
 
 /// This machine's short name, the `${HOST}` of local messages without one.
 fn local_hostname() -> Arc<[u8]> {
-    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-    let short = name.trim().split('.').next().unwrap_or_default();
-    let short = if short.is_empty() { "localhost" } else { short };
+    let short = crate::hostname::short_name().unwrap_or_else(|| "localhost".into());
     Arc::from(short.as_bytes())
 }

@@ -71,11 +71,7 @@ pub struct TailArgs {
 }
 
 fn default_consumer() -> String {
-    std::fs::read_to_string("/etc/hostname")
-        .ok()
-        .map(|h| h.trim().to_owned())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "default".into())
+    crate::hostname::name().unwrap_or_else(|| "default".into())
 }
 
 /// What a finished `tail` did.
