@@ -32,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::ingest::Ingest;
 use crate::log::Ticket;
+use crate::state_log::StateLog;
 use crate::syslog::framing::trim_end;
 
 /// The largest UDP payload; longer unix datagrams are cut there (and still delivered).
@@ -94,7 +95,8 @@ pub(super) async fn run(
         })?;
     let mut buf = vec![0u8; HEADER + MAX_DATAGRAM];
     let mut last: Option<Ticket> = None;
-    let mut write_failing = false;
+    // Whether the local log refused the last write checked: said when it changes.
+    let mut write_failing = StateLog::new();
     'outer: loop {
         inbox.readable().await?;
         ingest.begin_batch();
@@ -126,12 +128,13 @@ pub(super) async fn run(
         }
         // The previous write, if done by now: report a failing local log once.
         if let Some(result) = last.as_ref().and_then(|t| t.wait().now_or_never()) {
-            match result {
-                Err(e) if !write_failing => {
+            match (write_failing.change(result.is_err()), result) {
+                (Some(_), Err(e)) => {
                     tracing::error!(error = %e, "datagrams are being lost: the local log cannot be written");
-                    write_failing = true;
                 }
-                Ok(()) => write_failing = false,
+                (Some(Some(true)), Ok(())) => {
+                    tracing::info!("the local log takes datagrams again");
+                }
                 _ => {}
             }
         }

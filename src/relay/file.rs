@@ -4,8 +4,9 @@
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
+
+use crate::state_log::StateLog;
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot open {path} for appending: {source}")]
@@ -16,10 +17,14 @@ pub struct FileError {
 
 pub struct FileSink {
     path: PathBuf,
-    file: Mutex<File>,
+    file: Mutex<Open>,
+}
+
+struct Open {
+    file: File,
     /// Whether the last write failed: errors are logged when they start and stop, not
     /// once per batch.
-    failing: AtomicBool,
+    failing: StateLog<bool>,
 }
 
 impl FileSink {
@@ -27,8 +32,10 @@ impl FileSink {
         let file = open_append(path)?;
         Ok(FileSink {
             path: path.to_owned(),
-            file: Mutex::new(file),
-            failing: AtomicBool::new(false),
+            file: Mutex::new(Open {
+                file,
+                failing: StateLog::new(),
+            }),
         })
     }
 
@@ -37,7 +44,7 @@ impl FileSink {
     pub fn reopen(&self) {
         match open_append(&self.path) {
             Ok(file) => {
-                *self.file.lock().unwrap_or_else(|e| e.into_inner()) = file;
+                self.file.lock().unwrap_or_else(|e| e.into_inner()).file = file;
                 tracing::info!(file = %self.path.display(), "reopened");
             }
             Err(e) => {
@@ -56,25 +63,18 @@ impl FileSink {
         if lines.is_empty() {
             return true;
         }
-        let result = self
-            .file
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .write_all(lines);
-        match result {
-            Ok(()) => {
-                if self.failing.swap(false, Ordering::Relaxed) {
-                    tracing::info!(file = %self.path.display(), "writing the file works again");
-                }
-                true
+        let mut open = self.file.lock().unwrap_or_else(|e| e.into_inner());
+        let result = open.file.write_all(lines);
+        match (open.failing.change(result.is_err()), &result) {
+            (Some(_), Err(e)) => {
+                tracing::error!(file = %self.path.display(), error = %e, "cannot write the file; its messages are lost until it works again");
             }
-            Err(e) => {
-                if !self.failing.swap(true, Ordering::Relaxed) {
-                    tracing::error!(file = %self.path.display(), error = %e, "cannot write the file; its messages are lost until it works again");
-                }
-                false
+            (Some(Some(true)), Ok(())) => {
+                tracing::info!(file = %self.path.display(), "writing the file works again");
             }
+            _ => {}
         }
+        result.is_ok()
     }
 }
 
