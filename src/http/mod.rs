@@ -1,5 +1,9 @@
-//! The pixel endpoint (`pixelpipe serve`): a small HTTP/1.1 server that answers one path
-//! with a GIF and logs each hit.
+//! The pixel endpoint of `pixelpipe serve` (wired in `app::serve`): a small HTTP/1.1
+//! server that answers one path with a GIF and logs each hit. One hit's way: a
+//! [`connection`] reads the bytes, [`request`] parses the head, the hit ([`hit`], which
+//! the record template reads) is rendered into a record and appended to the local log,
+//! and once the log has it the [`response`] goes out. The shipper takes the record on to
+//! Redis; this module knows neither the shipper nor the analytics.
 //!
 //! Why not hyper: the endpoint has one route and fixed answers, and the budget per hit is
 //! what nginx spends. Parsing with httparse and writing canned bytes lets one

@@ -1,5 +1,6 @@
 //! The durable local log: every record is appended here before its hit is answered, and
-//! the shipper reads it from the last position Redis acknowledged.
+//! the shipper reads it from the last position its destination acknowledged. The log
+//! knows records and positions, not where they are shipped.
 //!
 //! The log is a folder of append-only segments (see [`segment`]) addressed by global byte
 //! positions. One [`Log`] is shared by all appenders (group commit per worker thread, see
@@ -32,7 +33,7 @@ pub enum LogError {
     Open { path: PathBuf, source: io::Error },
     #[error("writing the local log: {0}")]
     Write(#[source] io::Error),
-    #[error("the local log is full ({backlog} unshipped bytes, bound {max}): Redis is not keeping up or is unreachable")]
+    #[error("the local log is full ({backlog} unshipped bytes, bound {max}): the shipper is not keeping up or its destination is unreachable")]
     Full { backlog: u64, max: u64 },
     #[error("record too large ({0} bytes)")]
     TooLarge(usize),
@@ -302,7 +303,7 @@ impl Log {
         tracing::warn!(
             from = self.end(),
             to = pos,
-            "Redis holds a shipped position beyond the local log's end; starting a new segment there"
+            "the shipped position is beyond the local log's end; starting a new segment there"
         );
         let empty_active = w.segments.back().is_some_and(|s| s.len == 0);
         if empty_active {

@@ -1,7 +1,10 @@
-//! `pixelpipe relay`: a syslog relay in place of syslog-ng. Messages come in on unix
-//! datagram, UDP and TCP sockets ([`unix`], [`udp`], [`tcp`]), are parsed and routed
-//! ([`ingest`], [`route`]), and go to Redis through the same durable local log and
-//! exactly-once shipper as `serve`, or to a plain file ([`file`]).
+//! The syslog sources of `pixelpipe relay` (wired in `app::relay`), in place of
+//! syslog-ng. One message's way: it comes in on a unix datagram, UDP or TCP socket
+//! ([`unix`], [`udp`], [`tcp`] with `tls`, and `datagram` for both datagram kinds), is
+//! parsed by `syslog` and routed ([`ingest`], [`route`]); each route renders its
+//! templates from the message as received ([`received`]) and appends the record to the
+//! local log (then the shipper takes it to Redis) or writes a line to a plain file
+//! ([`file`]). This module knows neither the shipper nor the analytics.
 //!
 //! Threads: each datagram source has a thread of its own, plus (unix sockets, by default)
 //! a real-time receiver that empties the socket's short queue (see [`datagram`] and
