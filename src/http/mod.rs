@@ -7,6 +7,7 @@
 //! write. Each worker thread runs its own single-threaded runtime on its own
 //! `SO_REUSEPORT` listener, as nginx runs its workers, so hits never cross threads.
 
+pub mod body;
 pub mod connection;
 pub mod request;
 pub mod response;
