@@ -81,7 +81,10 @@ pub struct HttpConfig {
     pub format: String,
     /// Longest accepted request line (method, target, version); longer → 414.
     pub max_request_line: usize,
-    /// Longest accepted request head (request line and headers); longer → 431.
+    /// Longest accepted header line (nginx: `large_client_header_buffers` 8k); longer → 400.
+    pub max_header_line: usize,
+    /// Longest accepted request head (request line and headers; nginx: four 8k buffers);
+    /// longer → 400. The number of headers is not limited otherwise.
     pub max_header_bytes: usize,
     /// A request head must arrive within this time once its first byte came.
     #[serde(with = "humantime_serde")]
@@ -89,6 +92,10 @@ pub struct HttpConfig {
     /// A keep-alive connection with no request for this long is closed.
     #[serde(with = "humantime_serde")]
     pub idle_timeout: Duration,
+    /// An answer the client does not take (stops reading) for this long closes the
+    /// connection (nginx's `send_timeout`).
+    #[serde(with = "humantime_serde")]
+    pub send_timeout: Duration,
     /// Connections beyond this many are accepted and closed at once.
     pub max_connections: usize,
     /// Threads that accept and serve; 0 means one per core.
@@ -103,9 +110,11 @@ impl Default for HttpConfig {
             key: "pixel".into(),
             format: "$msec,$args".into(),
             max_request_line: 8 * 1024,
-            max_header_bytes: 16 * 1024,
+            max_header_line: 8 * 1024,
+            max_header_bytes: 32 * 1024,
             header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
+            send_timeout: Duration::from_secs(60),
             max_connections: 10_000,
             workers: 0,
         }
@@ -234,10 +243,18 @@ impl Config {
                 "must be at least 64 bytes",
             ));
         }
-        if self.http.max_header_bytes < self.http.max_request_line {
+        if self.http.max_header_line < 64 {
+            return Err(ConfigError::invalid(
+                "http.max_header_line",
+                "must be at least 64 bytes",
+            ));
+        }
+        if self.http.max_header_bytes < self.http.max_request_line
+            || self.http.max_header_bytes < self.http.max_header_line
+        {
             return Err(ConfigError::invalid(
                 "http.max_header_bytes",
-                "must be at least http.max_request_line",
+                "must be at least http.max_request_line and http.max_header_line",
             ));
         }
         if self.http.max_connections == 0 {
@@ -249,14 +266,23 @@ impl Config {
                 "must be at least 4096",
             ));
         }
-        if self.log.max_bytes < self.log.segment_bytes * 2 {
+        // `checked_mul`: a segment size near the integer's limit must be an error, not wrap.
+        if self
+            .log
+            .segment_bytes
+            .checked_mul(2)
+            .is_none_or(|twice| self.log.max_bytes < twice)
+        {
             return Err(ConfigError::invalid(
                 "log.max_bytes",
                 "must be at least twice log.segment_bytes",
             ));
         }
-        if self.ship.batch_records == 0 || self.ship.batch_bytes == 0 {
+        if self.ship.batch_records == 0 {
             return Err(ConfigError::invalid("ship.batch_records", "must be > 0"));
+        }
+        if self.ship.batch_bytes == 0 {
+            return Err(ConfigError::invalid("ship.batch_bytes", "must be > 0"));
         }
         redis::Client::open(self.redis.as_str())
             .map_err(|e| ConfigError::invalid("redis", e.to_string()))?;

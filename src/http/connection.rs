@@ -10,7 +10,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use super::request::{self, Parsed, Request};
-use super::response::Reply;
+use super::response::{self, Reply};
 use super::Endpoint;
 use crate::log::{Appender, LogError, Ticket};
 use crate::metrics::metrics;
@@ -31,6 +31,8 @@ pub async fn serve(
     // When the first byte of the request being read arrived: the header timeout runs from
     // there, so a client trickling a byte at a time cannot hold the connection forever.
     let mut request_started: Option<Instant> = None;
+    // Whether the request being read was sent its `100 Continue` already.
+    let mut continued = false;
     // Made once per connection, not per wait: registering with the shared shutdown
     // signal on every keep-alive round trip costs more than the rest of the wait.
     let stop = super::stopped(&mut shutdown);
@@ -47,12 +49,24 @@ pub async fn serve(
             match request::parse(&buf[start..], &mut headers, endpoint.limits) {
                 Parsed::Request(req, len) => {
                     start += len;
+                    if req.expect_continue && !continued {
+                        answers.push((Reply::Continue, false, None));
+                    }
+                    continued = false;
                     close = !req.keep_alive;
                     let head = req.method == "HEAD";
                     let (reply, ticket) = route(&req, peer, now, &endpoint, &appender, &mut record);
                     answers.push((reply, !head, ticket));
                 }
-                Parsed::Partial => break,
+                Parsed::Partial { expect_continue } => {
+                    // The client waits for this before sending the body: send it now,
+                    // after the answers to the requests before it.
+                    if expect_continue && !continued {
+                        continued = true;
+                        answers.push((Reply::Continue, false, None));
+                    }
+                    break;
+                }
                 Parsed::Invalid(reply) => {
                     count_rejected(reply);
                     answers.push((reply, true, None));
@@ -84,6 +98,10 @@ pub async fn serve(
                     },
                     None => reply,
                 };
+                if reply == Reply::Continue {
+                    out.extend_from_slice(response::CONTINUE);
+                    continue;
+                }
                 reply.write(&mut out, !close, with_body, now);
             }
             metrics().hits.increment(hits);
@@ -163,11 +181,7 @@ fn route(
     appender: &Appender,
     record: &mut Vec<u8>,
 ) -> (Reply, Option<Ticket>) {
-    let path = match req.target.iter().position(|&b| b == b'?') {
-        Some(i) => &req.target[..i],
-        None => req.target,
-    };
-    if path != endpoint.path.as_bytes() {
+    if *req.path != *endpoint.path.as_bytes() {
         metrics().rejected_not_found.increment(1);
         return (Reply::NotFound, None);
     }
@@ -202,6 +216,10 @@ fn count_rejected(reply: Reply) {
     match reply {
         Reply::UriTooLong => m.rejected_uri_too_long.increment(1),
         Reply::HeaderTooLarge => m.rejected_header_too_large.increment(1),
+        Reply::PayloadTooLarge => m.rejected_payload_too_large.increment(1),
+        Reply::NotImplemented => m.rejected_not_implemented.increment(1),
+        Reply::VersionNotSupported => m.rejected_version.increment(1),
+        Reply::MethodNotAllowed => m.rejected_method.increment(1),
         _ => m.rejected_bad_request.increment(1),
     }
 }

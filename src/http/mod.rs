@@ -68,7 +68,9 @@ impl HttpServer {
             template: template::compile(&config.format)?,
             limits: request::Limits {
                 max_request_line: config.max_request_line,
+                max_header_line: config.max_header_line,
                 max_header_bytes: config.max_header_bytes,
+                max_body: request::MAX_BODY,
             },
             header_timeout: config.header_timeout,
             idle_timeout: config.idle_timeout,

@@ -193,6 +193,11 @@ pub struct Nginx {
 impl Nginx {
     /// `locations` goes inside the `server` block; `{dir}` in it is replaced by the prefix.
     pub fn start(locations: &str) -> Nginx {
+        Nginx::start_with("", locations)
+    }
+
+    /// As `start`, with `http` added at the `http` level (log formats, maps).
+    pub fn start_with(http: &str, locations: &str) -> Nginx {
         let bin = require("nginx", "nginx");
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
@@ -202,9 +207,10 @@ impl Nginx {
              events {{ worker_connections 256; }}\n\
              http {{\n  log_format pixel \"$msec,$args\";\n  access_log off;\n\
                client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fastcgi;\n\
-               uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;\n\
+               uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;\n{http}\n\
                server {{\n    listen 127.0.0.1:{port};\n{}\n  }}\n}}\n",
-            locations.replace("{dir}", &d)
+            locations.replace("{dir}", &d),
+            http = http.replace("{dir}", &d),
         );
         let conf_path = dir.path().join("nginx.conf");
         std::fs::write(&conf_path, conf).expect("writing nginx.conf");

@@ -1,0 +1,245 @@
+//! `pixelpipe relay` side by side with Debian's syslog-ng: every message of the public
+//! corpora in `tests/corpus/syslog/` is sent as one UDP datagram to each, and both write
+//! every field syslog-ng's macros give (program, pid, host, facility, severity, msgid,
+//! date, header, message) with the same template to a file. The lines must be the same,
+//! except for the known differences listed below, each with its reason. A listed message
+//! that stops differing fails too, so the list (repeated in the README's compatibility
+//! section) stays true.
+//!
+//! syslog-ng runs with `keep-hostname(yes)` and `use-dns(no)`: by default it replaces the
+//! host a network message names with the sender's name, which says nothing about parsing.
+
+#[allow(unused_imports)]
+mod common;
+
+use std::net::UdpSocket;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use common::corpus::syslog_messages;
+use common::relay::free_udp_port;
+use common::{require, wait_until, Pixelpipe};
+
+const END: &str = "<<END>>\n";
+/// Both programs' template: every field, tab-separated, the message last.
+const TEMPLATE: &str = "P=${PROGRAM}\\tI=${PID}\\tH=${HOST}\\tF=${FACILITY}\\tS=${SEVERITY}\\tM=${MSGID}\\tD=${ISODATE}\\tR=${MSGHDR}\\tX=${MESSAGE}<<END>>\\n";
+
+/// Messages pixelpipe reads differently from syslog-ng on purpose (as sent, escaped as in
+/// the corpus files), and why.
+const KNOWN_DIFFERENCES: &[(&str, &str)] = &[];
+
+#[test]
+fn corpora_read_as_syslog_ng_reads_them() {
+    let files = [
+        "syslog/rsyslog-testbench.txt",
+        "syslog/go-syslog.txt",
+        "syslog/rfc-and-vendors.txt",
+    ];
+    let messages: Vec<Vec<u8>> = files.iter().flat_map(|f| syslog_messages(f)).collect();
+    assert!(
+        messages.len() > 250,
+        "only {} messages read",
+        messages.len()
+    );
+    let started = Utc::now();
+
+    let dir = tempfile::tempdir().unwrap();
+    let sng = SyslogNgUdp::start(dir.path());
+    let relay_port = free_udp_port();
+    let relay_file = dir.path().join("relay.out");
+    let config = dir.path().join("relay.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[relay.sources]]\ntype = \"udp\"\naddress = \"127.0.0.1:{relay_port}\"\n\n\
+             [[relay.routes]]\ndestination = {{ file = {{ path = {relay_file:?}, template = \"{TEMPLATE}\" }} }}\n"
+        ),
+    )
+    .unwrap();
+    let config = config.display().to_string();
+    let _relay = Pixelpipe::start(
+        &dir.path().join("data"),
+        &[
+            "--config",
+            &config,
+            "--redis",
+            "redis://127.0.0.1:1",
+            "relay",
+        ],
+    );
+
+    let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for port in [sng.port, relay_port] {
+        for m in &messages {
+            sender.send_to(m, ("127.0.0.1", port)).unwrap();
+            // Pace the datagrams a little: neither receive buffer may overflow.
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+    let read = |path: &Path| -> Vec<String> {
+        let text = std::fs::read(path).unwrap_or_default();
+        let text = String::from_utf8_lossy(&text);
+        text.split_terminator(END).map(String::from).collect()
+    };
+    for (who, path) in [("syslog-ng", &sng.out), ("relay", &relay_file)] {
+        wait_until(
+            &format!("{} records in {who}'s file", messages.len()),
+            Duration::from_secs(20),
+            || read(path).len() >= messages.len(),
+        );
+    }
+    let theirs = read(&sng.out);
+    let ours = read(&relay_file);
+    assert_eq!(
+        theirs.len(),
+        messages.len(),
+        "syslog-ng: one record a message"
+    );
+    assert_eq!(ours.len(), messages.len(), "relay: one record a message");
+
+    let mut unexpected = Vec::new();
+    let mut stale = Vec::new();
+    let mut differing = 0;
+    for ((m, t), o) in messages.iter().zip(&theirs).zip(&ours) {
+        let shown = escape(m);
+        let known = KNOWN_DIFFERENCES.iter().any(|(k, _)| *k == shown);
+        if same(t, o, started) {
+            if known {
+                stale.push(shown);
+            }
+            continue;
+        }
+        differing += 1;
+        if !known {
+            unexpected.push(format!(
+                "{shown}\n    syslog-ng: {t:?}\n    relay:     {o:?}"
+            ));
+        }
+    }
+    for (k, _) in KNOWN_DIFFERENCES {
+        assert!(
+            messages.iter().any(|m| escape(m) == *k),
+            "known difference {k:?} is in no corpus"
+        );
+    }
+    eprintln!(
+        "{} messages, {differing} differ ({} known)",
+        messages.len(),
+        KNOWN_DIFFERENCES.len()
+    );
+    assert!(
+        unexpected.is_empty(),
+        "{} of {} messages read differently from syslog-ng:\n{}",
+        unexpected.len(),
+        messages.len(),
+        unexpected.join("\n")
+    );
+    assert!(
+        stale.is_empty(),
+        "listed as known differences, but now the same as syslog-ng: {stale:?}"
+    );
+}
+
+/// The same record, or the same but for the date of a message that had none (each
+/// program dates it when it received it, a moment apart).
+fn same(theirs: &str, ours: &str, started: DateTime<Utc>) -> bool {
+    if theirs == ours {
+        return true;
+    }
+    let date = |r: &str| -> Option<(String, DateTime<Utc>)> {
+        let start = r.find("\tD=")? + 3;
+        let end = start + r[start..].find('\t')?;
+        let date = DateTime::parse_from_rfc3339(&r[start..end]).ok()?;
+        Some((format!("{}{}", &r[..start], &r[end..]), date.into()))
+    };
+    let received = |d: DateTime<Utc>| (d - started).num_seconds().abs() < 120;
+    match (date(theirs), date(ours)) {
+        (Some((t, td)), Some((o, od))) => t == o && received(td) && received(od),
+        _ => false,
+    }
+}
+
+/// A message as the corpus files write it.
+fn escape(m: &[u8]) -> String {
+    let mut s = String::new();
+    for chunk in m.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\\' => s.push_str("\\\\"),
+                c if (c as u32) < 0x20 || c == '\x7f' => {
+                    s.push_str(&format!("\\x{:02X}", c as u32))
+                }
+                c => s.push(c),
+            }
+        }
+        for b in chunk.invalid() {
+            s.push_str(&format!("\\x{b:02X}"));
+        }
+    }
+    s
+}
+
+/// Debian's syslog-ng with a UDP source and the comparison template to a file.
+struct SyslogNgUdp {
+    child: Child,
+    port: u16,
+    out: std::path::PathBuf,
+    dir: std::path::PathBuf,
+}
+
+impl SyslogNgUdp {
+    fn start(parent: &Path) -> SyslogNgUdp {
+        let bin = require("syslog-ng", "syslog-ng-core");
+        let dir = parent.join("syslog-ng");
+        std::fs::create_dir_all(&dir).unwrap();
+        let port = free_udp_port();
+        let out = dir.join("out");
+        let conf = format!(
+            "@version: 3.38\n\
+             options {{ stats-freq(0); keep-hostname(yes); use-dns(no); }};\n\
+             source s_udp {{ udp(ip(\"127.0.0.1\") port({port})); }};\n\
+             destination d_file {{ file(\"{out}\" template(\"{TEMPLATE}\")); }};\n\
+             log {{ source(s_udp); destination(d_file); }};\n",
+            out = out.display(),
+        );
+        std::fs::write(dir.join("syslog-ng.conf"), conf).unwrap();
+        let child = Command::new(bin)
+            .args(["-F", "--no-caps", "-f"])
+            .arg(dir.join("syslog-ng.conf"))
+            .arg("-R")
+            .arg(dir.join("persist"))
+            .arg("-c")
+            .arg(dir.join("ctl"))
+            .arg("-p")
+            .arg(dir.join("pid"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("stderr")).unwrap())
+            .spawn()
+            .expect("starting syslog-ng");
+        let mut s = SyslogNgUdp {
+            child,
+            port,
+            out,
+            dir,
+        };
+        // Ready once its UDP port is taken.
+        wait_until("syslog-ng's UDP socket", Duration::from_secs(10), || {
+            if let Ok(Some(status)) = s.child.try_wait() {
+                let err = std::fs::read_to_string(s.dir.join("stderr")).unwrap_or_default();
+                panic!("syslog-ng exited ({status}):\n{err}");
+            }
+            UdpSocket::bind(("127.0.0.1", port)).is_err()
+        });
+        s
+    }
+}
+
+impl Drop for SyslogNgUdp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
