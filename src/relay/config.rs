@@ -46,6 +46,9 @@ pub struct RelayConfig {
     /// For the original routes: the Redis list and the record.
     pub redis_key: String,
     pub redis_value: String,
+    /// A Redis key rendered from message fields must match this (a regular expression);
+    /// pixelpipe's own keys are refused whatever it says (see `relay/key.rs`).
+    pub key_pattern: String,
 }
 
 impl Default for RelayConfig {
@@ -57,6 +60,7 @@ impl Default for RelayConfig {
             other_template: DEFAULT_FILE_TEMPLATE.into(),
             redis_key: "${PROGRAM}".into(),
             redis_value: "${MESSAGE}".into(),
+            key_pattern: super::key::DEFAULT_KEY_PATTERN.into(),
         }
     }
 }
@@ -292,6 +296,8 @@ impl RelayConfig {
     /// Checks what serde cannot, naming the field at fault. Templates are compiled here
     /// once to find errors at start-up (and again, once, when the relay starts).
     pub fn validate(&self) -> Result<(), ConfigError> {
+        regex::bytes::Regex::new(&self.key_pattern)
+            .map_err(|e| ConfigError::invalid("relay.key_pattern", e.to_string()))?;
         for (i, source) in self.sources.iter().enumerate() {
             match source {
                 SourceConfig::Unix(u) => {

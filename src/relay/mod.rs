@@ -13,6 +13,7 @@ pub mod config;
 mod datagram;
 pub mod file;
 pub mod ingest;
+pub mod key;
 pub mod metrics;
 pub mod route;
 pub mod tcp;
@@ -34,6 +35,7 @@ pub use config::RelayConfig;
 
 use self::config::SourceConfig;
 use self::ingest::Ingest;
+use self::key::KeyGuard;
 use self::metrics::SourceMetrics;
 use self::route::{RouteError, Router};
 use crate::admin::{self, AdminState};
@@ -106,7 +108,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             tracing::warn!(error = %e, "cannot handle SIGHUP; file destinations will not be reopened")
         })
         .ok();
-    let router = Arc::new(Router::new(&config.relay.effective_routes())?);
+    let keys = KeyGuard::new(&config.relay.key_pattern, &config.analytics.prefix)
+        .map_err(|e| RouteError::KeyPattern(e.to_string()))?;
+    let router = Arc::new(Router::new(&config.relay.effective_routes(), keys)?);
     // The same live analytics as `serve`, fed by the shipper.
     let analytics = crate::consume::start_analytics(&config).map_err(PipelineError::Redis)?;
     let mut bound = Vec::new();

@@ -114,9 +114,37 @@ pub struct SyslogNg {
     pub messages: PathBuf,
 }
 
+/// Debian's syslog-ng: the installed one, or the package unpacked into
+/// `target/syslog-ng` by `scripts/test` where rsyslog is installed (the two packages
+/// conflict, so both cannot be installed at once).
+pub fn syslog_ng_command() -> Command {
+    if let Some(bin) = ["/usr/sbin/syslog-ng", "/usr/bin/syslog-ng"]
+        .iter()
+        .map(Path::new)
+        .find(|p| p.exists())
+    {
+        return Command::new(bin);
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/syslog-ng");
+    let bin = root.join("usr/sbin/syslog-ng");
+    assert!(
+        bin.exists(),
+        "`syslog-ng` is not installed: run `sudo apt-get install syslog-ng-core`, or where \
+         rsyslog is installed (the packages conflict) `scripts/test`, which unpacks it into \
+         target/syslog-ng"
+    );
+    let mut command = Command::new(bin);
+    command
+        .env("LD_LIBRARY_PATH", root.join("usr/lib/syslog-ng"))
+        .arg(format!(
+            "--module-path={}",
+            root.join("usr/lib/syslog-ng/3.38").display()
+        ));
+    command
+}
+
 impl SyslogNg {
     pub fn start(redis: &Redis) -> SyslogNg {
-        let bin = require("syslog-ng", "syslog-ng-core");
         let dir = tempfile::tempdir().expect("tempdir");
         let socket = dir.path().join("log.sock");
         let messages = dir.path().join("messages");
@@ -143,7 +171,7 @@ log {{ source(s_local); filter(f_local); destination(d_local); }};
         );
         let d = dir.path();
         std::fs::write(d.join("syslog-ng.conf"), conf).expect("writing syslog-ng.conf");
-        let child = Command::new(bin)
+        let child = syslog_ng_command()
             .args(["-F", "--no-caps", "-f"])
             .arg(d.join("syslog-ng.conf"))
             .arg("-R")
