@@ -47,6 +47,7 @@ pub struct Endpoint {
     pub limits: request::Limits,
     pub header_timeout: Duration,
     pub idle_timeout: Duration,
+    pub send_timeout: Duration,
 }
 
 pub struct HttpServer {
@@ -74,6 +75,7 @@ impl HttpServer {
             },
             header_timeout: config.header_timeout,
             idle_timeout: config.idle_timeout,
+            send_timeout: config.send_timeout,
         });
         let workers = match config.workers {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),

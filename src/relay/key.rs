@@ -10,8 +10,7 @@
 
 use regex::bytes::Regex;
 
-/// The names programs have: letters, digits, `_`, `.`, `-`, at most 64 bytes.
-pub const DEFAULT_KEY_PATTERN: &str = "^[A-Za-z0-9_.-]{1,64}$";
+pub use crate::config::relay::DEFAULT_KEY_PATTERN;
 
 /// Why a key was refused (the `reason` label of its counter).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
-use super::config::{DestinationConfig, Filter, RouteConfig};
 use super::file::FileSink;
 use super::key::KeyGuard;
+use crate::config::relay::{DestinationConfig, Filter, RouteConfig};
 use crate::syslog::Message;
 use crate::template::syslog::{compile, Template, TemplateError};
 
@@ -181,7 +181,7 @@ impl Router {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::relay::config::RelayConfig;
+    use crate::config::RelayConfig;
     use crate::relay::key::DEFAULT_KEY_PATTERN;
 
     fn keys() -> KeyGuard {

@@ -32,6 +32,9 @@ use crate::template::syslog as template;
 /// The file line syslog-ng writes by default (its `file()` destination's template).
 pub const DEFAULT_FILE_TEMPLATE: &str = "${DATE} ${HOST} ${MSGHDR}${MESSAGE}";
 
+/// The names programs have: letters, digits, `_`, `.`, `-`, at most 64 bytes.
+pub const DEFAULT_KEY_PATTERN: &str = "^[A-Za-z0-9_.-]{1,64}$";
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RelayConfig {
@@ -60,7 +63,7 @@ impl Default for RelayConfig {
             other_template: DEFAULT_FILE_TEMPLATE.into(),
             redis_key: "${PROGRAM}".into(),
             redis_value: "${MESSAGE}".into(),
-            key_pattern: super::key::DEFAULT_KEY_PATTERN.into(),
+            key_pattern: DEFAULT_KEY_PATTERN.into(),
         }
     }
 }
