@@ -135,6 +135,18 @@ pub fn decode(framing: Framing, input: &[u8], max: u64) -> Result<Option<Body<'_
 /// RFC 9112 §7.1: `chunk-size [; ext] CRLF data CRLF … 0 [; ext] CRLF trailer CRLF`.
 /// A bare LF ends a line too, as nginx accepts.
 fn decode_chunked(input: &[u8], max: u64) -> Result<Option<Body<'_>>, BodyError> {
+    let decoded = decode_chunked_unbounded(input, max)?;
+    // What a body of `max` bytes can take on the wire, in the smallest chunks, with room
+    // for extensions and trailers: past that, an unfinished body (an endless extension
+    // or trailer line) is refused rather than buffered.
+    let wire_max = max.saturating_mul(6).saturating_add(64 * 1024);
+    if decoded.is_none() && input.len() as u64 > wire_max {
+        return Err(BodyError::TooLarge);
+    }
+    Ok(decoded)
+}
+
+fn decode_chunked_unbounded(input: &[u8], max: u64) -> Result<Option<Body<'_>>, BodyError> {
     let mut out = Vec::new();
     let mut at = 0;
     loop {
@@ -341,6 +353,9 @@ mod tests {
             Err(BodyError::TooLarge),
             "1001 bytes, over the maximum"
         );
+        // An extension line that never ends is not buffered for ever.
+        let endless = [&b"1;"[..], &[b'e'; 80_000]].concat();
+        assert_eq!(chunked(&endless), Err(BodyError::TooLarge));
     }
 
     proptest::proptest! {
