@@ -182,7 +182,12 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 async fn serve(config: Config) -> anyhow::Result<()> {
     let prometheus = pixelpipe::metrics::install();
     let analytics = pixelpipe::consume::start_analytics(&config)?;
-    let pipeline = Pipeline::start(&config, analytics.tap)?;
+    // serve's one key: records Redis refuses are held until the key is fixed.
+    let pipeline = Pipeline::start(
+        &config,
+        analytics.tap,
+        pixelpipe::ship::outcome::RefusedPolicy::Hold,
+    )?;
     let (stop, stopped) = watch::channel(false);
     let server = HttpServer::start(&config.http, pipeline.log.clone(), stopped.clone())?;
     let admin_state = AdminState {

@@ -120,7 +120,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         }
     }
     let pipeline =
-        Pipeline::start(&config, analytics.tap).inspect_err(|_| remove_socket_files(&bound))?;
+        // Keys come from senders: one that Redis refuses must not hold up the others.
+        Pipeline::start(
+            &config,
+            analytics.tap,
+            crate::ship::outcome::RefusedPolicy::DeadLetter,
+        ).inspect_err(|_| remove_socket_files(&bound))?;
     let (stop, stopped) = watch::channel(false);
     let admin_state = AdminState {
         log: pipeline.log.clone(),

@@ -2,6 +2,8 @@
 //! it on, batch by batch, exactly once. Serving never waits for it: when Redis is down or
 //! slow the log grows, and the shipper catches up when Redis is back.
 
+pub mod backoff;
+pub mod outcome;
 pub mod position;
 pub mod redis_list;
 
@@ -11,8 +13,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 
 use crate::config::ShipConfig;
-use crate::log::{Batch, Log, Reader};
+use crate::log::{Batch, Log, LogError, Reader};
 use crate::metrics::metrics;
+use backoff::Backoff;
+use outcome::{Shipped, SinkError};
 use position::PositionFile;
 use redis_list::RedisList;
 
@@ -21,7 +25,8 @@ pub type Tap = mpsc::Sender<Arc<Batch>>;
 
 pub struct Shipper {
     log: Arc<Log>,
-    reader: Reader,
+    /// Taken while a read runs on a blocking thread.
+    reader: Option<Reader>,
     sink: RedisList,
     position_file: PositionFile,
     config: ShipConfig,
@@ -31,6 +36,28 @@ pub struct Shipper {
     up: watch::Sender<bool>,
     /// When the position cache file was last written.
     cached_at: Instant,
+    state: State,
+    backoff: Backoff,
+    /// Lists already reported as dead-lettering.
+    dead_said: std::collections::HashSet<String>,
+}
+
+/// Where shipping stands, as far as the operator needs to know: said once per change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Health {
+    Starting,
+    Up,
+    /// The connection fails or Redis does not answer in time.
+    Unreachable,
+    /// Redis answers, but refuses the batches (the reason as Redis gave it).
+    Refused(String),
+}
+
+struct State {
+    health: Health,
+    /// Failed tries since the last change to a bad state, and when it began.
+    failures: u64,
+    since: Instant,
 }
 
 /// The position cache on disk is refreshed at most this often: it is a cache (Redis holds
@@ -54,7 +81,7 @@ impl Shipper {
     ) -> (Shipper, ShipperStatus) {
         let (up, redis_up) = watch::channel(false);
         let shipper = Shipper {
-            reader: Reader::new(log.clone()),
+            reader: Some(Reader::new(log.clone())),
             log,
             sink,
             position_file,
@@ -63,16 +90,24 @@ impl Shipper {
             tap,
             up,
             cached_at: Instant::now(),
+            state: State {
+                health: Health::Starting,
+                failures: 0,
+                since: Instant::now(),
+            },
+            backoff: Backoff::shipper(),
+            dead_said: Default::default(),
         };
         (shipper, ShipperStatus { redis_up })
     }
 
     /// Ships until `drain` turns true and everything written before then is in Redis.
     /// The caller bounds the drain with a deadline.
+    ///
+    /// Every failed try waits a capped exponential backoff with jitter; the connection is
+    /// dropped only when it is broken (see [`outcome`] for what a sink's answers mean).
     pub async fn run(mut self, mut drain: watch::Receiver<bool>) {
         let mut pos = self.log.shipped();
-        let mut backoff = Duration::from_millis(50);
-        let mut said_down = false;
         let mut last_was_full = true;
         loop {
             if *drain.borrow() && pos >= self.log.end() {
@@ -88,43 +123,25 @@ impl Shipper {
                 match self.sink.connect().await {
                     Ok(redis_pos) => {
                         pos = self.resume_from(pos, redis_pos);
-                        backoff = Duration::from_millis(50);
-                        if said_down {
-                            tracing::info!(redis = %self.redis_display, backlog_bytes = self.log.backlog(), "Redis is reachable again; shipping the backlog");
+                        if !matches!(self.state.health, Health::Refused(_)) {
+                            // A refusal ends only when a batch goes through.
+                            self.change(Health::Up);
                         }
-                        said_down = false;
-                        self.set_up(true);
                     }
                     Err(e) => {
-                        metrics().redis_errors.increment(1);
-                        if !said_down {
-                            tracing::warn!(
-                                redis = %self.redis_display,
-                                error = %e,
-                                log = %self.log.dir().display(),
-                                "Redis is unreachable; events are kept in the local log and shipped when it is back"
-                            );
-                            said_down = true;
-                        }
-                        self.set_up(false);
-                        sleep_or_drain(backoff, &mut drain).await;
-                        backoff = (backoff * 2).min(Duration::from_secs(2));
+                        self.failed(Health::Unreachable, &e, &mut drain).await;
                         continue;
                     }
                 }
             }
-            let batch =
-                match self
-                    .reader
-                    .read(pos, self.config.batch_records, self.config.batch_bytes)
-                {
-                    Ok(b) => b,
-                    Err(e) => {
-                        tracing::error!(error = %e, "reading the local log failed; retrying");
-                        sleep_or_drain(Duration::from_secs(1), &mut drain).await;
-                        continue;
-                    }
-                };
+            let batch = match self.read(pos).await {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::error!(error = %e, "reading the local log failed; retrying");
+                    sleep_or_drain(Duration::from_secs(1), &mut drain).await;
+                    continue;
+                }
+            };
             last_was_full = batch.len() >= self.config.batch_records
                 || batch.bytes() + 64 * 1024 >= self.config.batch_bytes;
             if batch.is_empty() {
@@ -143,11 +160,16 @@ impl Shipper {
             }
             let started = Instant::now();
             match self.sink.ship(&batch).await {
-                Ok(()) => {
+                Ok(Shipped::Applied { dead_lettered }) => {
+                    self.change(Health::Up);
                     let m = metrics();
                     m.ship_seconds.record(started.elapsed().as_secs_f64());
                     m.shipped_records.increment(batch.len() as u64);
                     m.shipped_bytes.increment(batch.bytes() as u64);
+                    for (key, records) in dead_lettered {
+                        m.dead_lettered_records.increment(records);
+                        self.dead_lettered(&key, records);
+                    }
                     pos = batch.end;
                     self.acknowledge(pos, false);
                     if let Some(tap) = &self.tap {
@@ -157,20 +179,90 @@ impl Shipper {
                         }
                     }
                 }
-                Err(e) => {
-                    metrics().redis_errors.increment(1);
-                    if e.is_refusal() {
-                        // EXEC ran the rest of the transaction, position included: these
-                        // records can never be pushed (e.g. the key holds another type).
-                        tracing::error!(redis = %self.redis_display, error = %e, batch_start = batch.start, records = batch.len(), "Redis answered a batch with an error; the position Redis holds decides what is sent again, and records of a command refused inside the transaction are not delivered");
-                    } else {
-                        tracing::warn!(redis = %self.redis_display, error = %e, "shipping a batch failed; resuming from the position Redis holds (nothing is pushed twice)");
-                    }
-                    said_down = true;
+                Ok(Shipped::Resume { position }) => {
+                    pos = self.resume_from(pos, position);
+                }
+                Err(e @ SinkError::Refused(_)) => {
+                    metrics().ship_refused_batches.increment(1);
+                    let reason = e.to_string();
+                    self.failed(Health::Refused(reason), &e, &mut drain).await;
+                }
+                Err(e @ SinkError::Broken(_)) => {
                     self.sink.disconnect();
-                    self.set_up(false);
+                    self.failed(Health::Unreachable, &e, &mut drain).await;
                 }
             }
+        }
+    }
+
+    /// Reads the next batch on a blocking thread: a cold read of megabytes after an
+    /// outage must not stall the runtime the admin listener and dashboard share.
+    async fn read(&mut self, pos: u64) -> Result<Batch, LogError> {
+        let mut reader = self.reader.take().expect("the reader is back after each read");
+        let (max_records, max_bytes) = (self.config.batch_records, self.config.batch_bytes);
+        let (reader, result) = tokio::task::spawn_blocking(move || {
+            let result = reader.read(pos, max_records, max_bytes);
+            (reader, result)
+        })
+        .await
+        .expect("reading the log does not panic");
+        self.reader = Some(reader);
+        result
+    }
+
+    /// A failed try: counted, said once per change of state, then the backoff.
+    async fn failed(&mut self, health: Health, error: &SinkError, drain: &mut watch::Receiver<bool>) {
+        metrics().redis_errors.increment(1);
+        self.change_with(health, Some(error));
+        self.state.failures += 1;
+        let wait = self.backoff.next_wait();
+        sleep_or_drain(wait, drain).await;
+    }
+
+    fn change(&mut self, health: Health) {
+        self.change_with(health, None);
+    }
+
+    /// Moves to `health`, saying so if it is a change; `/readyz` and
+    /// `pixelpipe_redis_up` follow it (up only while batches go through).
+    fn change_with(&mut self, health: Health, error: Option<&SinkError>) {
+        if self.state.health == health {
+            return;
+        }
+        let old = std::mem::replace(&mut self.state.health, health.clone());
+        let (failures, took) = (self.state.failures, self.state.since.elapsed());
+        self.state.failures = 0;
+        self.state.since = Instant::now();
+        let error = error.map(ToString::to_string).unwrap_or_default();
+        match &health {
+            Health::Up => {
+                self.backoff.reset();
+                if old != Health::Starting {
+                    tracing::info!(redis = %self.redis_display, failed_tries = failures, after = ?took, backlog_bytes = self.log.backlog(), "Redis takes batches again; shipping the backlog");
+                }
+            }
+            Health::Unreachable => tracing::warn!(
+                redis = %self.redis_display,
+                error = %error,
+                log = %self.log.dir().display(),
+                "Redis is unreachable; events are kept in the local log and shipped when it is back"
+            ),
+            Health::Refused(_) => tracing::error!(
+                redis = %self.redis_display,
+                error = %error,
+                log = %self.log.dir().display(),
+                "Redis refuses the batches and applied none of them; the records are held in the local log and sent again with backoff until Redis takes them"
+            ),
+            Health::Starting => {}
+        }
+        self.set_up(health == Health::Up);
+    }
+
+    /// Said once per list (per process): records of a list that cannot take them moved
+    /// to its dead-letter list.
+    fn dead_lettered(&mut self, key: &str, records: u64) {
+        if self.dead_said.insert(key.to_owned()) {
+            tracing::error!(key, records, dead_letter = %format!("{key}:dead"), "a list cannot take its records (it holds another type); they go to its dead-letter list (read them with `pixelpipe tail --key {key}:dead`)");
         }
     }
 
@@ -190,6 +282,15 @@ impl Shipper {
             if let Err(e) = self.log.skip_to(redis_pos) {
                 tracing::error!(error = %e, "could not move the log past Redis's position");
             }
+        } else if redis_pos > ours && self.log.lost_tail_below(redis_pos) {
+            // Redis holds records the local log no longer has: they were shipped, then
+            // lost from the disk (a power loss before they were synced). Nothing written
+            // since the start is affected: it lies above every position used before.
+            tracing::warn!(
+                local = ours,
+                redis_pos,
+                "the local log lost its tail (power loss?) below the position Redis holds: those records are in Redis already; new records are unaffected"
+            );
         }
         self.acknowledge(redis_pos, true);
         redis_pos
