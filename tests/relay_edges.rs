@@ -14,7 +14,10 @@ fn a_stuck_file_destination_does_not_stall_the_redis_routes() {
     let redis = Redis::start();
     let dir = tempfile::tempdir().unwrap();
     let fifo = dir.path().join("messages");
-    let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
     assert!(made.success());
     // A reader that never reads: the relay can open the FIFO, and its writes block once
     // the pipe (64 KiB) is full.
@@ -53,4 +56,61 @@ fn a_stuck_file_destination_does_not_stall_the_redis_routes() {
         || redis.llen("pixel") >= 10,
     );
     drop(relay);
+}
+
+/// Issue 9, item 3 (the relay's many keys): a key that holds a string cannot take its
+/// records. They go to `{key}:dead` in the same script, and the other keys go on at
+/// once; `pixelpipe tail --key {key}:dead` reads them back.
+#[test]
+fn a_refused_key_is_dead_lettered_and_does_not_stall_the_others() {
+    let redis = Redis::start();
+    let _: () = redis::cmd("SET")
+        .arg("bad")
+        .arg("not a list")
+        .query(&mut redis.conn())
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let tcp = free_port();
+    let relay = Pixelpipe::start(
+        &dir.path().join("data"),
+        &[
+            "--redis",
+            &redis.url(),
+            "relay",
+            "--tcp",
+            &format!("127.0.0.1:{tcp}"),
+        ],
+    );
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", tcp)).unwrap();
+    for i in 0..20 {
+        let program = if i % 2 == 0 { "good" } else { "bad" };
+        writeln!(s, "<158>Nov 28 12:00:00 web1 {program}: 1.000,id={i}").unwrap();
+    }
+    s.flush().unwrap();
+    wait_until("the good key's records", Duration::from_secs(10), || {
+        redis.llen("good") >= 10
+    });
+    wait_until(
+        "the bad key's records in its dead letters",
+        Duration::from_secs(10),
+        || redis.llen("bad:dead") >= 10,
+    );
+    let dead = redis.list_oldest_first("bad:dead");
+    let want: Vec<String> = (0..20)
+        .filter(|i| i % 2 == 1)
+        .map(|i| format!("1.000,id={i}"))
+        .collect();
+    assert_eq!(dead, want);
+    let good = redis.list_oldest_first("good");
+    assert_eq!(good.len(), 10);
+    let log = relay.stderr();
+    assert_eq!(
+        log.lines().filter(|l| l.contains("bad:dead")).count(),
+        1,
+        "said once:\n{log}"
+    );
+    assert_eq!(
+        relay.metric("pixelpipe_dead_lettered_records_total", ""),
+        10.0
+    );
 }

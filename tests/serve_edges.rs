@@ -25,9 +25,17 @@ fn serve(data: &Path, redis_url: &str, addr: SocketAddr, env: &[(&str, &str)]) -
     )
 }
 
+/// The `id=` values of records `<msec>,id=N[&…]`, in list order.
+fn ids(records: &[String]) -> Vec<u64> {
+    records
+        .iter()
+        .filter_map(|r| r.split_once(",id=")?.1.split('&').next()?.parse().ok())
+        .collect()
+}
+
 /// Every id exactly once, and nothing else.
 fn assert_exactly_once(records: &[String], expected: &[u64]) {
-    let ids = ids_of(records);
+    let ids = ids(records);
     let mut seen = HashSet::new();
     let dups: Vec<_> = ids.iter().filter(|id| !seen.insert(**id)).collect();
     assert!(dups.is_empty(), "duplicated ids: {dups:?}");
@@ -43,6 +51,10 @@ fn assert_exactly_once(records: &[String], expected: &[u64]) {
 
 fn status(addr: SocketAddr, target: &str) -> Option<u16> {
     http_get(addr, target).map(|r| r.status)
+}
+
+fn redis_with_debug() -> Redis {
+    Redis::start_with(free_port(), false, &["--enable-debug-command", "yes"])
 }
 
 fn redis_cmd(redis: &Redis, args: &[&str]) -> redis::Value {
@@ -66,18 +78,22 @@ fn connections_received(redis: &Redis) -> u64 {
         .expect("total_connections_received")
 }
 
-/// A small tmpfs mounted on a folder, unmounted on drop. `None` (with the reason printed)
-/// only where mounting is not permitted.
+/// A small tmpfs mounted on `<tempdir>/data` (so that pixelpipe's own log, written next
+/// to its data folder, is not on the full volume), unmounted on drop. `None` (with the
+/// reason printed) only where mounting is not permitted.
 struct Tmpfs {
     dir: tempfile::TempDir,
+    data: PathBuf,
 }
 
 impl Tmpfs {
     fn mount(size: &str) -> Option<Tmpfs> {
         let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("data");
+        std::fs::create_dir(&data).unwrap();
         let out = Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir.path())
+            .arg(&data)
             .output()
             .expect("running mount");
         if !out.status.success() {
@@ -88,17 +104,19 @@ impl Tmpfs {
             );
             return None;
         }
-        Some(Tmpfs { dir })
+        Some(Tmpfs { dir, data })
     }
 
-    fn path(&self) -> &Path {
-        self.dir.path()
+    /// The data folder: the volume itself.
+    fn data(&self) -> &Path {
+        &self.data
     }
 }
 
 impl Drop for Tmpfs {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg(self.dir.path()).status();
+        let _ = Command::new("umount").arg(&self.data).status();
+        let _ = &self.dir;
     }
 }
 
@@ -122,7 +140,11 @@ fn hit_until_refused(addr: SocketAddr, first: u64, limit: u64, stop: usize) -> (
         }
         id += 1;
     }
-    assert!(refused >= stop, "the volume never filled ({} hits)", id - first);
+    assert!(
+        refused >= stop,
+        "the volume never filled ({} hits)",
+        id - first
+    );
     (ok, id)
 }
 
@@ -141,13 +163,16 @@ fn a_full_disk_recovers_once_the_backlog_is_shipped_without_a_restart() {
     let port = free_port();
     let addr = listen_addr();
     let server = serve(
-        &volume.path().join("data"),
+        volume.data(),
         &format!("redis://127.0.0.1:{port}"),
         addr,
         &[],
     );
     let (ok, next) = hit_until_refused(addr, 0, 5_000, 300);
-    assert!(ok.len() > 100, "some hits were taken before the disk filled");
+    assert!(
+        ok.len() > 100,
+        "some hits were taken before the disk filled"
+    );
     let log = server.stderr();
     assert!(
         count_lines(&log, "ERROR") <= 2,
@@ -194,7 +219,7 @@ fn a_restart_on_a_full_disk_starts_and_recovers_by_itself() {
     let Some(volume) = Tmpfs::mount("512k") else {
         return;
     };
-    let data = volume.path().join("data");
+    let data = volume.data().to_owned();
     let port = free_port();
     let addr = listen_addr();
     let url = format!("redis://127.0.0.1:{port}");
@@ -316,15 +341,18 @@ fn a_refused_push_holds_the_records_until_the_key_is_fixed() {
     let server = serve(&dir.path().join("data"), &redis.url(), addr, &[]);
     let ok = hit_ids(addr, 0..25, 1);
     assert_eq!(ok.len(), 25);
-    wait_until("the refusal to be reported", Duration::from_secs(10), || {
-        server.stderr().contains("WRONGTYPE")
-    });
+    wait_until(
+        "the refusal to be reported",
+        Duration::from_secs(10),
+        || server.stderr().contains("WRONGTYPE"),
+    );
     // Retried with backoff for a while: still held, reported once.
     std::thread::sleep(Duration::from_secs(2));
     let log = server.stderr();
     assert_eq!(count_lines(&log, "WRONGTYPE"), 1, "reported once:\n{log}");
     assert!(
-        log.lines().any(|l| l.contains("WRONGTYPE") && l.contains("pixel")),
+        log.lines()
+            .any(|l| l.contains("WRONGTYPE") && l.contains("pixel")),
         "names the key:\n{log}"
     );
     assert!(server.metric("pixelpipe_ship_refused_batches_total", "") >= 1.0);
@@ -394,7 +422,7 @@ fn redis_refusing_writes_gets_backoff_not_a_retry_storm() {
 #[test]
 fn a_redis_that_stops_answering_loses_and_duplicates_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let redis = Redis::start();
+    let redis = redis_with_debug();
     let addr = listen_addr();
     let server = serve(
         &dir.path().join("data"),
@@ -409,7 +437,11 @@ fn a_redis_that_stops_answering_loses_and_duplicates_nothing() {
     let url = redis.url();
     let sleeper = std::thread::spawn(move || {
         let mut c = redis::Client::open(url).unwrap().get_connection().unwrap();
-        let _: redis::Value = redis::cmd("DEBUG").arg("SLEEP").arg(2).query(&mut c).unwrap();
+        let _: redis::Value = redis::cmd("DEBUG")
+            .arg("SLEEP")
+            .arg(2)
+            .query(&mut c)
+            .unwrap();
     });
     std::thread::sleep(Duration::from_millis(100));
     let second = hit_ids(addr, 50..150, 2);

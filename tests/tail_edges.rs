@@ -66,15 +66,21 @@ fn sigterm_stops_a_running_command_and_leaves_its_event_for_the_next_start() {
         "term",
         &["--reliable", "--consumer", "c", "--exec", &command],
     );
-    wait_until("the event to be in processing", Duration::from_secs(10), || {
-        redis.llen("pixel:processing:c") == 1
-    });
+    wait_until(
+        "the event to be in processing",
+        Duration::from_secs(10),
+        || redis.llen("pixel:processing:c") == 1,
+    );
     std::thread::sleep(Duration::from_millis(200));
     let asked = Instant::now();
     let status = tail.terminate();
     assert!(status.success(), "{status}: {}", tail.stderr());
     assert!(asked.elapsed() < Duration::from_secs(6));
-    assert_eq!(redis.llen("pixel:processing:c"), 1, "left for the next start");
+    assert_eq!(
+        redis.llen("pixel:processing:c"),
+        1,
+        "left for the next start"
+    );
     assert_eq!(redis.llen("pixel:dead"), 0, "not a failure");
     assert!(!marker.exists());
 }

@@ -9,6 +9,7 @@
 //! - [`top`], [`dashboard`]: the terminal and the browser views of a snapshot.
 
 pub mod aggregate;
+pub mod command;
 pub mod dashboard;
 pub mod keys;
 pub mod record;

@@ -67,17 +67,15 @@ pub async fn serve(
         }
         if !answers.is_empty() {
             let mut hits = 0;
-            for (i, (reply, with_body, ticket)) in answers.drain(..).enumerate() {
+            for (reply, with_body, ticket) in answers.drain(..) {
                 let reply = match ticket {
                     Some(t) => match t.wait().await {
                         Ok(()) => {
                             hits += 1;
                             reply
                         }
-                        Err(e) => {
-                            if i == 0 {
-                                tracing::error!(error = %e, "answering 503: the record could not be logged");
-                            }
+                        // Said by the log once per change of state, not per group.
+                        Err(_) => {
                             metrics().rejected_log_error.increment(1);
                             Reply::ServiceUnavailable
                         }

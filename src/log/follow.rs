@@ -98,10 +98,7 @@ impl Follower {
     fn bases(&self) -> io::Result<Vec<u64>> {
         segment::list(&self.dir).map_err(|e| {
             if e.kind() == io::ErrorKind::NotFound {
-                io::Error::new(
-                    e.kind(),
-                    format!("no local log at {}", self.dir.display()),
-                )
+                io::Error::new(e.kind(), format!("no local log at {}", self.dir.display()))
             } else {
                 e
             }
@@ -148,7 +145,10 @@ mod tests {
         let mut half = Vec::new();
         entry::encode(&mut half, b"pixel", b"d");
         let (head, tail) = half.split_at(5);
-        let mut seg = OpenOptions::new().append(true).open(segment::path(dir.path(), 0)).unwrap();
+        let mut seg = OpenOptions::new()
+            .append(true)
+            .open(segment::path(dir.path(), 0))
+            .unwrap();
         seg.write_all(head).unwrap();
         assert_eq!(poll(&mut f).0, "");
         seg.write_all(tail).unwrap();

@@ -339,7 +339,7 @@ impl Log {
         let file = segment::create(&self.dir, base)?;
         let active = file.try_clone()?;
         let closed = std::mem::replace(&mut w.file, file);
-        self.syncer.rolled(closed, active);
+        self.syncer.rolled(Some(closed), active);
         w.segments.push_back(SegmentInfo {
             base,
             len: 0,
@@ -356,14 +356,31 @@ impl Log {
         if active.len == 0 || active.end() > self.shipped() {
             return false;
         }
-        if let Err(e) = self.roll(w, active.end()) {
-            tracing::warn!(error = %e, "could not start a new log segment to free the disk");
-            return false;
-        }
-        let removed = w.segments.len() - 2;
-        let old = w.segments.remove(removed).expect("the old active segment");
-        let _ = fs::remove_file(segment::path(&self.dir, old.base));
-        tracing::info!(segment = old.base, "deleted the shipped segment being written, to free the disk");
+        let new = segment::create(&self.dir, active.end()).and_then(|f| Ok((f.try_clone()?, f)));
+        let (handle, file) = match new {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not start a new log segment to free the disk");
+                return false;
+            }
+        };
+        // Every handle on the old file must go for its space to be freed: ours, the sync
+        // thread's (nothing to sync: it is in Redis), the shipper's reader (it lets go
+        // when it sees the segment gone; woken below).
+        w.file = file;
+        self.syncer.rolled(None, handle);
+        w.segments.pop_back();
+        w.segments.push_back(SegmentInfo {
+            base: active.end(),
+            len: 0,
+            records: 0,
+        });
+        let _ = fs::remove_file(segment::path(&self.dir, active.base));
+        self.appended.notify_one();
+        tracing::info!(
+            segment = active.base,
+            "deleted the shipped segment being written, to free the disk"
+        );
         true
     }
 
@@ -436,7 +453,9 @@ impl Log {
         if pos <= end {
             return Ok(());
         }
-        let carried = self.read_range(&w, w.epoch_base, end).map_err(LogError::Read)?;
+        let carried = self
+            .read_range(&w, w.epoch_base, end)
+            .map_err(LogError::Read)?;
         tracing::warn!(
             log_end = end,
             redis_position = pos,
@@ -476,7 +495,8 @@ impl Log {
             let start = from.max(s.base);
             let len = (to.min(s.end()) - start) as usize;
             let mut buf = vec![0; len];
-            File::open(segment::path(&self.dir, s.base))?.read_exact_at(&mut buf, start - s.base)?;
+            File::open(segment::path(&self.dir, s.base))?
+                .read_exact_at(&mut buf, start - s.base)?;
             out.extend_from_slice(&buf);
         }
         Ok(out)
@@ -561,7 +581,12 @@ mod tests {
         // The disk kept only the first 10 records.
         let seg = segment::path(dir.path(), 0);
         let one = record("r0").len() as u64;
-        File::options().write(true).open(&seg).unwrap().set_len(10 * one).unwrap();
+        File::options()
+            .write(true)
+            .open(&seg)
+            .unwrap()
+            .set_len(10 * one)
+            .unwrap();
         let log = Log::open(dir.path(), config(FsyncPolicy::Never), 0).unwrap();
         let first_new = log.end();
         assert!(first_new >= handed_out, "{first_new} < {handed_out}");

@@ -68,6 +68,12 @@ impl Reader {
         max_bytes: usize,
     ) -> Result<Batch, LogError> {
         let spans = self.log.spans();
+        // Let go of a segment that was deleted: an open handle keeps its disk space.
+        if let Some((base, _)) = &self.file {
+            if !spans.iter().any(|s| s.base == *base) {
+                self.file = None;
+            }
+        }
         let Some(span) = locate(&spans, pos) else {
             return Ok(Batch {
                 start: pos,

@@ -113,9 +113,10 @@ impl Syncer {
 
     /// The writer moved to a new segment: the closed one is synced by the thread (unless
     /// the policy is `never`), the new one is the active one from now on.
-    pub fn rolled(&self, closed: File, active: File) {
+    /// `closed` is `None` when the old segment needs no sync (it was deleted).
+    pub fn rolled(&self, closed: Option<File>, active: File) {
         let mut p = self.inner.lock();
-        if self.inner.policy != FsyncPolicy::Never {
+        if let Some(closed) = closed.filter(|_| self.inner.policy != FsyncPolicy::Never) {
             p.closed.push(closed);
             p.asked = true;
             self.inner.wake.notify_one();

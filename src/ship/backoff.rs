@@ -52,7 +52,11 @@ mod tests {
         let steps = [100, 200, 400, 800, 1000, 1000, 1000, 1000];
         for (w, step) in waits.iter().zip(steps) {
             let step = Duration::from_millis(step);
-            assert!(*w >= step / 2 && *w <= step, "{w:?} not within [{:?}, {step:?}]", step / 2);
+            assert!(
+                *w >= step / 2 && *w <= step,
+                "{w:?} not within [{:?}, {step:?}]",
+                step / 2
+            );
         }
         b.reset();
         assert!(b.next_wait() <= Duration::from_millis(100));

@@ -198,7 +198,10 @@ impl Shipper {
     /// Reads the next batch on a blocking thread: a cold read of megabytes after an
     /// outage must not stall the runtime the admin listener and dashboard share.
     async fn read(&mut self, pos: u64) -> Result<Batch, LogError> {
-        let mut reader = self.reader.take().expect("the reader is back after each read");
+        let mut reader = self
+            .reader
+            .take()
+            .expect("the reader is back after each read");
         let (max_records, max_bytes) = (self.config.batch_records, self.config.batch_bytes);
         let (reader, result) = tokio::task::spawn_blocking(move || {
             let result = reader.read(pos, max_records, max_bytes);
@@ -211,7 +214,12 @@ impl Shipper {
     }
 
     /// A failed try: counted, said once per change of state, then the backoff.
-    async fn failed(&mut self, health: Health, error: &SinkError, drain: &mut watch::Receiver<bool>) {
+    async fn failed(
+        &mut self,
+        health: Health,
+        error: &SinkError,
+        drain: &mut watch::Receiver<bool>,
+    ) {
         metrics().redis_errors.increment(1);
         self.change_with(health, Some(error));
         self.state.failures += 1;

@@ -147,7 +147,11 @@ fn text(v: Option<&Value>) -> Option<String> {
 }
 
 fn parse_answer(answer: &[Value], lists: &[(&[u8], Vec<&[u8]>)]) -> Result<Shipped, SinkError> {
-    let bad = || SinkError::Broken(format!("unexpected answer from the ship script: {answer:?}"));
+    let bad = || {
+        SinkError::Broken(format!(
+            "unexpected answer from the ship script: {answer:?}"
+        ))
+    };
     let status = text(answer.first()).ok_or_else(bad)?;
     let position = || -> Result<u64, SinkError> {
         text(answer.get(1))

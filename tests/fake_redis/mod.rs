@@ -37,6 +37,8 @@ pub struct State {
     pub faults: VecDeque<Fault>,
     /// Every ship-script call received (faulted or not).
     pub calls: usize,
+    /// Connections that read a shipped position: the shipper's (the analytics connect
+    /// too).
     pub connections: usize,
 }
 
@@ -68,7 +70,6 @@ impl FakeRedis {
                     return;
                 }
                 let Ok(conn) = conn else { continue };
-                s.lock().unwrap().connections += 1;
                 let s = s.clone();
                 std::thread::spawn(move || serve(conn, s));
             }
@@ -152,7 +153,13 @@ fn serve(conn: TcpStream, state: Arc<Mutex<State>>) {
         let mut out = Vec::new();
         match name.as_str() {
             "GET" => {
-                let pos = state.lock().unwrap().position;
+                let pos = {
+                    let mut s = state.lock().unwrap();
+                    if args[1].starts_with(b"pixelpipe:shipped:") {
+                        s.connections += 1;
+                    }
+                    s.position
+                };
                 if pos == 0 {
                     out.extend_from_slice(b"$-1\r\n");
                 } else {
