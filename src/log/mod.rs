@@ -324,10 +324,10 @@ impl Log {
                 }
             }
             // A plain load first: no atomic read-modify-write per group when all is well.
-            None if self.write_failing.load(Ordering::Acquire) => {
-                if self.write_failing.swap(false, Ordering::AcqRel) {
-                    tracing::info!(log = %self.dir.display(), "writing the local log works again");
-                }
+            None if self.write_failing.load(Ordering::Acquire)
+                && self.write_failing.swap(false, Ordering::AcqRel) =>
+            {
+                tracing::info!(log = %self.dir.display(), "writing the local log works again");
             }
             None => {}
         }
