@@ -11,9 +11,9 @@ use tokio::task::JoinHandle;
 
 use crate::config::Config;
 use crate::log::{Log, LogError};
-use crate::ship::outcome::RefusedPolicy;
 use crate::ship::position::{self, PositionFile};
 use crate::ship::redis_list::RedisList;
+use crate::ship::sink::RefusedPolicy;
 use crate::ship::{redact, Shipper, ShipperStatus, Tap};
 
 #[derive(Debug, thiserror::Error)]

@@ -3,9 +3,9 @@
 //! slow the log grows, and the shipper catches up when Redis is back.
 
 pub mod backoff;
-pub mod outcome;
 pub mod position;
 pub mod redis_list;
+pub mod sink;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,19 +15,19 @@ use tokio::sync::{mpsc, watch};
 use crate::config::ShipConfig;
 use crate::log::{Batch, Log, LogError, Reader};
 use crate::metrics::metrics;
+use crate::state_log::StateLog;
 use backoff::Backoff;
-use outcome::{Shipped, SinkError};
 use position::PositionFile;
-use redis_list::RedisList;
+use sink::{Shipped, Sink, SinkError};
 
 /// Shipped batches, for whoever wants to see them after Redis has them (the analytics).
 pub type Tap = mpsc::Sender<Arc<Batch>>;
 
-pub struct Shipper {
+pub struct Shipper<S: Sink> {
     log: Arc<Log>,
     /// Taken while a read runs on a blocking thread.
     reader: Option<Reader>,
-    sink: RedisList,
+    sink: S,
     position_file: PositionFile,
     config: ShipConfig,
     /// Where the Redis URL points, password removed, for messages.
@@ -45,7 +45,6 @@ pub struct Shipper {
 /// Where shipping stands, as far as the operator needs to know: said once per change.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Health {
-    Starting,
     Up,
     /// The connection fails or Redis does not answer in time.
     Unreachable,
@@ -54,7 +53,8 @@ enum Health {
 }
 
 struct State {
-    health: Health,
+    /// `None` until the first connection attempt.
+    health: StateLog<Health>,
     /// Failed tries since the last change to a bad state, and when it began.
     failures: u64,
     since: Instant,
@@ -70,15 +70,15 @@ pub struct ShipperStatus {
     pub redis_up: watch::Receiver<bool>,
 }
 
-impl Shipper {
+impl<S: Sink> Shipper<S> {
     pub fn new(
         log: Arc<Log>,
-        sink: RedisList,
+        sink: S,
         position_file: PositionFile,
         config: ShipConfig,
         redis_display: String,
         tap: Option<Tap>,
-    ) -> (Shipper, ShipperStatus) {
+    ) -> (Shipper<S>, ShipperStatus) {
         let (up, redis_up) = watch::channel(false);
         let shipper = Shipper {
             reader: Some(Reader::new(log.clone())),
@@ -91,7 +91,7 @@ impl Shipper {
             up,
             cached_at: Instant::now(),
             state: State {
-                health: Health::Starting,
+                health: StateLog::new(),
                 failures: 0,
                 since: Instant::now(),
             },
@@ -123,7 +123,7 @@ impl Shipper {
                 match self.sink.connect().await {
                     Ok(redis_pos) => {
                         pos = self.resume_from(pos, redis_pos);
-                        if !matches!(self.state.health, Health::Refused(_)) {
+                        if !matches!(self.state.health.current(), Some(Health::Refused(_))) {
                             // A refusal ends only when a batch goes through.
                             self.change(Health::Up);
                         }
@@ -234,10 +234,9 @@ impl Shipper {
     /// Moves to `health`, saying so if it is a change; `/readyz` and
     /// `pixelpipe_redis_up` follow it (up only while batches go through).
     fn change_with(&mut self, health: Health, error: Option<&SinkError>) {
-        if self.state.health == health {
+        let Some(old) = self.state.health.change(health.clone()) else {
             return;
-        }
-        let old = std::mem::replace(&mut self.state.health, health.clone());
+        };
         let (failures, took) = (self.state.failures, self.state.since.elapsed());
         self.state.failures = 0;
         self.state.since = Instant::now();
@@ -245,7 +244,7 @@ impl Shipper {
         match &health {
             Health::Up => {
                 self.backoff.reset();
-                if old != Health::Starting {
+                if old.is_some() {
                     tracing::info!(redis = %self.redis_display, failed_tries = failures, after = ?took, backlog_bytes = self.log.backlog(), "Redis takes batches again; shipping the backlog");
                 }
             }
@@ -261,7 +260,6 @@ impl Shipper {
                 log = %self.log.dir().display(),
                 "Redis refuses the batches and applied none of them; the records are held in the local log and sent again with backoff until Redis takes them"
             ),
-            Health::Starting => {}
         }
         self.set_up(health == Health::Up);
     }

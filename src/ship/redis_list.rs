@@ -11,7 +11,7 @@
 //! even when one fails (an `LPUSH` on a key holding a string answers `WRONGTYPE`), so the
 //! position `SET` applied while the records did not: they were skipped for good. The
 //! script checks the lists' types before its first write, so an error answer means
-//! nothing was applied (see `ship.lua` and [`super::outcome`]).
+//! nothing was applied (see `ship.lua` and the contract in [`super::sink`]).
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -19,7 +19,7 @@ use std::time::Duration;
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, RedisError, Script, Value};
 
-use super::outcome::{dead_letter_key, RefusedPolicy, Shipped, SinkError};
+use super::sink::{dead_letter_key, RefusedPolicy, Shipped, Sink, SinkError};
 use crate::log::Batch;
 
 fn script() -> &'static Script {
@@ -70,13 +70,14 @@ impl RedisList {
             conn: None,
         }
     }
+}
 
-    pub fn is_connected(&self) -> bool {
+impl Sink for RedisList {
+    fn is_connected(&self) -> bool {
         self.conn.is_some()
     }
 
-    /// Connects if need be and returns the shipped position Redis holds (0 if none).
-    pub async fn connect(&mut self) -> Result<u64, SinkError> {
+    async fn connect(&mut self) -> Result<u64, SinkError> {
         let mut conn = self
             .client
             .get_multiplexed_async_connection_with_config(&self.config)
@@ -91,13 +92,13 @@ impl RedisList {
         Ok(pos.unwrap_or(0))
     }
 
-    pub fn disconnect(&mut self) {
+    fn disconnect(&mut self) {
         self.conn = None;
     }
 
     /// Pushes the batch, `LPUSH` per list in record order, and moves the position to its
     /// end, in one script.
-    pub async fn ship(&mut self, batch: &Batch) -> Result<Shipped, SinkError> {
+    async fn ship(&mut self, batch: &Batch) -> Result<Shipped, SinkError> {
         let Some(conn) = &mut self.conn else {
             return Err(SinkError::Broken("not connected".into()));
         };

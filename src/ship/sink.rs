@@ -1,5 +1,11 @@
-//! What a sink tells the shipper about one batch. This is the exactly-once contract every
-//! sink keeps, and all the shipper needs to know to keep it too:
+//! The seam between the shipper and where records go. The shipper owns the loop (read a
+//! batch, ship it, acknowledge, back off); a sink owns one way of applying a batch and
+//! the shipped position atomically, so that each implementation only has to answer:
+//! "where does Redis say this log is shipped up to?" and "apply this batch and move that
+//! position, all or nothing".
+//!
+//! What a sink answers about one batch is the exactly-once contract every sink keeps,
+//! and all the shipper needs to know to keep it too:
 //!
 //! - **Acknowledged only when whole.** A sink answers [`Shipped::Applied`] only when every
 //!   record of the batch was applied (pushed to its list, or moved to its dead-letter
@@ -22,6 +28,8 @@
 //! - **Redis knows better.** [`Shipped::Resume`]: Redis holds a position at or past the
 //!   batch's start (the batch, or part of it, was applied before: a lost reply, another
 //!   process). Nothing was applied now; the shipper resumes from Redis's position.
+
+use crate::log::Batch;
 
 /// What to do with the records of a list that cannot take them (it holds another type).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,4 +70,23 @@ pub enum SinkError {
     /// Redis refused the batch and applied nothing of it: retry on the same connection.
     #[error("Redis refused the batch: {0}")]
     Refused(String),
+}
+
+/// One destination of shipped batches. See the module's documentation for what its
+/// answers must mean: the shipper's exactly-once guarantee rests on them.
+pub trait Sink: Send {
+    /// Connects if need be and returns the shipped position the sink holds (0 if none).
+    /// An error is [`SinkError::Broken`]: the shipper backs off and tries again.
+    fn connect(&mut self) -> impl std::future::Future<Output = Result<u64, SinkError>> + Send;
+
+    fn is_connected(&self) -> bool;
+
+    /// Forgets the connection: the next [`Sink::connect`] makes a new one.
+    fn disconnect(&mut self);
+
+    /// Applies the batch and moves the shipped position to its end, all or nothing.
+    fn ship(
+        &mut self,
+        batch: &Batch,
+    ) -> impl std::future::Future<Output = Result<Shipped, SinkError>> + Send;
 }
