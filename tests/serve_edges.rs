@@ -148,6 +148,35 @@ fn hit_until_refused(addr: SocketAddr, first: u64, limit: u64, stop: usize) -> (
     (ok, id)
 }
 
+/// After recovery: polls with padded hits until one is answered 200, then sends `more`
+/// padded hits that must all be answered 200 (more than any slack left in the last page
+/// of a full volume could hold). Returns the ids answered 200.
+fn hits_resume(addr: SocketAddr, first: u64, within: Duration, more: u64) -> Vec<u64> {
+    let started = Instant::now();
+    let mut id = first;
+    let mut client = Client::connect(addr).expect("connect");
+    loop {
+        assert!(
+            started.elapsed() < within,
+            "serving did not resume within {within:?}"
+        );
+        let r = client.get(&format!("/pixel.gif?id={id}&{PAD}"));
+        id += 1;
+        match r {
+            Some(r) if r.status == 200 => break,
+            Some(_) => std::thread::sleep(Duration::from_millis(20)),
+            None => client = Client::connect(addr).expect("reconnect"),
+        }
+    }
+    let mut ok = vec![id - 1];
+    for id in id..id + more {
+        let r = client.get(&format!("/pixel.gif?id={id}&{PAD}"));
+        assert_eq!(r.map(|r| r.status), Some(200), "hit {id} after recovery");
+        ok.push(id);
+    }
+    ok
+}
+
 fn count_lines(log: &str, needle: &str) -> usize {
     log.lines().filter(|l| l.contains(needle)).count()
 }
@@ -186,27 +215,9 @@ fn a_full_disk_recovers_once_the_backlog_is_shipped_without_a_restart() {
         redis.llen("pixel") >= ok.len()
     });
     // Serving resumes by itself: the shipped active segment is reclaimed.
-    let resumed = Instant::now();
-    let mut client = Client::connect(addr).unwrap();
-    let mut after = Vec::new();
-    let mut id = next;
-    while after.is_empty() {
-        assert!(
-            resumed.elapsed() < Duration::from_secs(3),
-            "still refusing hits {:?} after the backlog shipped:\n{}",
-            resumed.elapsed(),
-            server.stderr()
-        );
-        if let Some(r) = client.get(&format!("/pixel.gif?id={id}")) {
-            if r.status == 200 {
-                after.push(id);
-            }
-        }
-        id += 1;
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let after = hits_resume(addr, next, Duration::from_secs(3), 100);
     let all: Vec<u64> = ok.iter().chain(&after).copied().collect();
-    wait_until("the new hit in Redis", Duration::from_secs(10), || {
+    wait_until("the new hits in Redis", Duration::from_secs(10), || {
         redis.llen("pixel") >= all.len()
     });
     assert_exactly_once(&redis.list_oldest_first("pixel"), &all);
@@ -233,19 +244,7 @@ fn a_restart_on_a_full_disk_starts_and_recovers_by_itself() {
         "still full, Redis still down"
     );
     let redis = Redis::start_on(port, false);
-    let mut after = Vec::new();
-    let mut id = next + 1;
-    wait_until(
-        "serving to resume after the restart",
-        Duration::from_secs(20),
-        || {
-            if status(addr, &format!("/pixel.gif?id={id}")) == Some(200) {
-                after.push(id);
-            }
-            id += 1;
-            !after.is_empty()
-        },
-    );
+    let after = hits_resume(addr, next + 1, Duration::from_secs(20), 100);
     let all: Vec<u64> = ok.iter().chain(&after).copied().collect();
     wait_until("everything in Redis", Duration::from_secs(20), || {
         redis.llen("pixel") >= all.len()
@@ -468,15 +467,25 @@ fn a_second_process_on_the_same_data_folder_is_refused_even_without_the_lock_fil
     let redis = Redis::start();
     let _first = serve(&data, &redis.url(), listen_addr(), &[]);
     let _ = std::fs::remove_file(data.join("lock"));
-    let out = Command::new(BIN)
+    let mut second = Command::new(BIN)
         .arg("--data-dir")
         .arg(&data)
         .args(["--admin-listen", &format!("127.0.0.1:{}", free_port())])
         .args(["--redis", &redis.url(), "serve", "--listen"])
         .arg(listen_addr().to_string())
-        .output()
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
-    assert!(!out.status.success(), "the second process must not start");
+    let exited = (0..250).find_map(|_| {
+        std::thread::sleep(Duration::from_millis(20));
+        second.try_wait().unwrap()
+    });
+    let _ = second.kill();
+    let out = second.wait_with_output().unwrap();
+    assert!(
+        exited.is_some_and(|s| !s.success()),
+        "the second process must not start"
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("in use"), "{err}");
 }
