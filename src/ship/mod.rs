@@ -123,8 +123,10 @@ impl<S: Sink> Shipper<S> {
                 match self.sink.connect().await {
                     Ok(redis_pos) => {
                         pos = self.resume_from(pos, redis_pos);
-                        if !matches!(self.state.health.current(), Some(Health::Refused(_))) {
-                            // A refusal ends only when a batch goes through.
+                        // Up once a batch goes through (a Redis that takes connections
+                        // but breaks or refuses batches is not up), or at once when
+                        // there is nothing to send.
+                        if pos >= self.log.end() {
                             self.change(Health::Up);
                         }
                     }
@@ -180,6 +182,7 @@ impl<S: Sink> Shipper<S> {
                     }
                 }
                 Ok(Shipped::Resume { position }) => {
+                    self.change(Health::Up);
                     pos = self.resume_from(pos, position);
                 }
                 Err(e @ SinkError::Refused(_)) => {
@@ -337,5 +340,143 @@ pub fn redact(url: &str) -> String {
             u.to_string()
         }
         _ => url.to_owned(),
+    }
+}
+
+/// The shipper against an in-process fake sink (the seam tests inject faults through),
+/// in tokio's paused time: the backoff schedule is checked without waiting it out.
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::config::LogConfig;
+    use crate::log::entry;
+
+    #[derive(Default)]
+    struct Calls {
+        connects: usize,
+        ships: Vec<tokio::time::Instant>,
+    }
+
+    /// Answers each `ship` from a script of outcomes, then applies everything.
+    struct FakeSink {
+        script: VecDeque<Result<Shipped, SinkError>>,
+        calls: Arc<Mutex<Calls>>,
+        connected: bool,
+        position: u64,
+    }
+
+    impl Sink for FakeSink {
+        async fn connect(&mut self) -> Result<u64, SinkError> {
+            self.calls.lock().unwrap().connects += 1;
+            self.connected = true;
+            Ok(self.position)
+        }
+
+        fn is_connected(&self) -> bool {
+            self.connected
+        }
+
+        fn disconnect(&mut self) {
+            self.connected = false;
+        }
+
+        async fn ship(&mut self, batch: &Batch) -> Result<Shipped, SinkError> {
+            self.calls
+                .lock()
+                .unwrap()
+                .ships
+                .push(tokio::time::Instant::now());
+            let answer = self.script.pop_front().unwrap_or(Ok(Shipped::Applied {
+                dead_lettered: Vec::new(),
+            }));
+            if answer.is_ok() {
+                self.position = batch.end;
+            }
+            answer
+        }
+    }
+
+    /// Runs a shipper over a log of one record against `script`; returns the calls once
+    /// the record is acknowledged.
+    async fn ship_through(script: Vec<Result<Shipped, SinkError>>) -> Calls {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Arc::new(Log::open(&dir.path().join("log"), LogConfig::default(), 0).unwrap());
+        let mut buf = Vec::new();
+        entry::encode(&mut buf, b"pixel", b"1.000,a=1");
+        let end = log.write(&buf, 1).unwrap();
+        let calls = Arc::new(Mutex::new(Calls::default()));
+        let sink = FakeSink {
+            script: script.into(),
+            calls: calls.clone(),
+            connected: false,
+            position: 0,
+        };
+        let (shipper, status) = Shipper::new(
+            log.clone(),
+            sink,
+            PositionFile::new(dir.path()),
+            ShipConfig::default(),
+            "fake".into(),
+            None,
+        );
+        let (_drain, drain_rx) = watch::channel(false);
+        let task = tokio::spawn(shipper.run(drain_rx));
+        while log.shipped() < end || log.backlog() > 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(*status.redis_up.borrow(), "up once a batch went through");
+        task.abort();
+        let calls = std::mem::take(&mut *calls.lock().unwrap());
+        calls
+    }
+
+    fn gaps(calls: &Calls) -> Vec<Duration> {
+        calls.ships.windows(2).map(|w| w[1] - w[0]).collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn refusals_back_off_exponentially_on_the_same_connection() {
+        let refused = || Err(SinkError::Refused("OOM command not allowed".into()));
+        let calls = ship_through((0..9).map(|_| refused()).collect()).await;
+        assert_eq!(calls.connects, 1, "a refusal is not a broken connection");
+        assert_eq!(calls.ships.len(), 10);
+        // 50 ms doubling to the 5 s cap, each wait between half and all of its step.
+        let steps = [50, 100, 200, 400, 800, 1600, 3200, 5000, 5000];
+        for (gap, step) in gaps(&calls).iter().zip(steps) {
+            let step = Duration::from_millis(step);
+            assert!(
+                *gap >= step / 2 && *gap <= step + Duration::from_millis(20),
+                "waited {gap:?} for a {step:?} step"
+            );
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_broken_connection_reconnects_with_backoff() {
+        let broken = || Err(SinkError::Broken("connection reset".into()));
+        let calls = ship_through((0..4).map(|_| broken()).collect()).await;
+        assert_eq!(calls.connects, 5, "one reconnect per broken try");
+        assert!(gaps(&calls)[3] >= Duration::from_millis(200));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_already_in_redis_is_not_pushed_again() {
+        // A lost reply: Redis has the batch; the next try learns it and moves on.
+        let end = entry::encoded_len(b"pixel", b"1.000,a=1") as u64;
+        let calls = ship_through(vec![Ok(Shipped::Resume { position: end })]).await;
+        assert_eq!(calls.ships.len(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_position_ahead_of_the_log_gets_the_records_moved_past_it() {
+        let calls = ship_through(vec![Ok(Shipped::Resume { position: 1 << 40 })]).await;
+        assert_eq!(
+            calls.ships.len(),
+            2,
+            "shipped again from past Redis's position"
+        );
     }
 }
