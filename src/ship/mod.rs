@@ -105,7 +105,7 @@ impl<S: Sink> Shipper<S> {
     /// The caller bounds the drain with a deadline.
     ///
     /// Every failed try waits a capped exponential backoff with jitter; the connection is
-    /// dropped only when it is broken (see [`outcome`] for what a sink's answers mean).
+    /// dropped only when it is broken (see [`sink`] for what a sink's answers mean).
     pub async fn run(mut self, mut drain: watch::Receiver<bool>) {
         let mut pos = self.log.shipped();
         let mut last_was_full = true;
@@ -120,20 +120,9 @@ impl<S: Sink> Shipper<S> {
                 tokio::time::sleep(self.config.linger).await;
             }
             if !self.sink.is_connected() {
-                match self.sink.connect().await {
-                    Ok(redis_pos) => {
-                        pos = self.resume_from(pos, redis_pos);
-                        // Up once a batch goes through (a Redis that takes connections
-                        // but breaks or refuses batches is not up), or at once when
-                        // there is nothing to send.
-                        if pos >= self.log.end() {
-                            self.change(Health::Up);
-                        }
-                    }
-                    Err(e) => {
-                        self.failed(Health::Unreachable, &e, &mut drain).await;
-                        continue;
-                    }
+                match self.connect(pos, &mut drain).await {
+                    Some(resumed) => pos = resumed,
+                    None => continue,
                 }
             }
             let batch = match self.read(pos).await {
@@ -160,40 +149,71 @@ impl<S: Sink> Shipper<S> {
                 }
                 continue;
             }
-            let started = Instant::now();
-            match self.sink.ship(&batch).await {
-                Ok(Shipped::Applied { dead_lettered }) => {
+            pos = self.ship(pos, batch, &mut drain).await;
+        }
+    }
+
+    /// Connects the sink and returns the position to resume from, or `None` after a
+    /// failed try (said once, counted, backed off).
+    async fn connect(&mut self, pos: u64, drain: &mut watch::Receiver<bool>) -> Option<u64> {
+        match self.sink.connect().await {
+            Ok(redis_pos) => {
+                let pos = self.resume_from(pos, redis_pos);
+                // Up once a batch goes through (a Redis that takes connections but
+                // breaks or refuses batches is not up), or at once when there is nothing
+                // to send.
+                if pos >= self.log.end() {
                     self.change(Health::Up);
-                    let m = metrics();
-                    m.ship_seconds.record(started.elapsed().as_secs_f64());
-                    m.shipped_records.increment(batch.len() as u64);
-                    m.shipped_bytes.increment(batch.bytes() as u64);
-                    for (key, records) in dead_lettered {
-                        m.dead_lettered_records.increment(records);
-                        self.dead_lettered(&key, records);
+                }
+                Some(pos)
+            }
+            Err(e) => {
+                self.failed(Health::Unreachable, &e, drain).await;
+                None
+            }
+        }
+    }
+
+    /// Ships one batch and returns the position to go on from: after it once applied
+    /// (acknowledged, handed to the tap), Redis's when it knew better, the same after a
+    /// failed try (said once, counted, backed off).
+    async fn ship(&mut self, pos: u64, batch: Batch, drain: &mut watch::Receiver<bool>) -> u64 {
+        let started = Instant::now();
+        match self.sink.ship(&batch).await {
+            Ok(Shipped::Applied { dead_lettered }) => {
+                self.change(Health::Up);
+                let m = metrics();
+                m.ship_seconds.record(started.elapsed().as_secs_f64());
+                m.shipped_records.increment(batch.len() as u64);
+                m.shipped_bytes.increment(batch.bytes() as u64);
+                for (key, records) in dead_lettered {
+                    m.dead_lettered_records.increment(records);
+                    self.dead_lettered(&key, records);
+                }
+                let end = batch.end;
+                self.acknowledge(end, false);
+                if let Some(tap) = &self.tap {
+                    // Analytics must never hold up shipping: a full tap drops the batch.
+                    if tap.try_send(Arc::new(batch)).is_err() {
+                        metrics::counter!("pixelpipe_analytics_dropped_batches_total", "reason" => "queue_full").increment(1);
                     }
-                    pos = batch.end;
-                    self.acknowledge(pos, false);
-                    if let Some(tap) = &self.tap {
-                        // Analytics must never hold up shipping: a full tap drops the batch.
-                        if tap.try_send(Arc::new(batch)).is_err() {
-                            metrics::counter!("pixelpipe_analytics_dropped_batches_total", "reason" => "queue_full").increment(1);
-                        }
-                    }
                 }
-                Ok(Shipped::Resume { position }) => {
-                    self.change(Health::Up);
-                    pos = self.resume_from(pos, position);
-                }
-                Err(e @ SinkError::Refused(_)) => {
-                    metrics().ship_refused_batches.increment(1);
-                    let reason = e.to_string();
-                    self.failed(Health::Refused(reason), &e, &mut drain).await;
-                }
-                Err(e @ SinkError::Broken(_)) => {
-                    self.sink.disconnect();
-                    self.failed(Health::Unreachable, &e, &mut drain).await;
-                }
+                end
+            }
+            Ok(Shipped::Resume { position }) => {
+                self.change(Health::Up);
+                self.resume_from(pos, position)
+            }
+            Err(e @ SinkError::Refused(_)) => {
+                metrics().ship_refused_batches.increment(1);
+                let reason = e.to_string();
+                self.failed(Health::Refused(reason), &e, drain).await;
+                pos
+            }
+            Err(e @ SinkError::Broken(_)) => {
+                self.sink.disconnect();
+                self.failed(Health::Unreachable, &e, drain).await;
+                pos
             }
         }
     }
