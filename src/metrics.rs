@@ -20,6 +20,14 @@ pub struct Metrics {
     /// Records deleted unshipped by the `drop-oldest` policy.
     pub dropped_records: Counter,
     pub redis_errors: Counter,
+    /// Records that could not be written to the local log (a full or read-only disk).
+    pub log_write_errors: Counter,
+    /// `fdatasync` calls on the local log that failed.
+    pub fsync_failures: Counter,
+    /// Batches Redis refused (nothing applied; retried with backoff).
+    pub ship_refused_batches: Counter,
+    /// Records moved to a `{key}:dead` list because their list could not take them.
+    pub dead_lettered_records: Counter,
     /// 1 while the shipper has a working Redis connection.
     pub redis_up: Gauge,
     /// Seconds from reading a batch off the log to Redis acknowledging it.
@@ -74,6 +82,10 @@ pub fn metrics() -> &'static Metrics {
             backlog_bytes: gauge!("pixelpipe_backlog_bytes"),
             dropped_records: counter!("pixelpipe_dropped_records_total"),
             redis_errors: counter!("pixelpipe_redis_errors_total"),
+            log_write_errors: counter!("pixelpipe_log_write_errors_total"),
+            fsync_failures: counter!("pixelpipe_log_fsync_failures_total"),
+            ship_refused_batches: counter!("pixelpipe_ship_refused_batches_total"),
+            dead_lettered_records: counter!("pixelpipe_dead_lettered_records_total"),
             redis_up: gauge!("pixelpipe_redis_up"),
             ship_seconds: histogram!("pixelpipe_ship_batch_seconds"),
             rejected_not_found: rejected("not_found"),

@@ -15,6 +15,7 @@ use crate::pipeline::{Pipeline, PipelineError};
 use crate::relay::key::KeyGuard;
 use crate::relay::route::{RouteError, Router};
 use crate::relay::{self, RelayError, Sources};
+use crate::ship::sink::RefusedPolicy;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RelayAppError {
@@ -60,7 +61,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         e
     };
     let (tap, shipped) = analytics::tap(&config.analytics);
-    let pipeline = Pipeline::start(&config, tap)
+    // Keys come from senders: one that Redis refuses must not hold up the others.
+    let pipeline = Pipeline::start(&config, tap, RefusedPolicy::DeadLetter)
         .map_err(RelayAppError::from)
         .map_err(cleanup)?;
     let dashboard = analytics::start(&config, shipped)

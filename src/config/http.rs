@@ -37,6 +37,10 @@ pub struct HttpConfig {
     pub max_connections: usize,
     /// Threads that accept and serve; 0 means one per core.
     pub workers: usize,
+    /// Let other processes listen on the same address (`SO_REUSEPORT` across processes,
+    /// e.g. a new pixelpipe taking over from an old one). Off: a port already in use is a
+    /// start-up error, so a second instance cannot silently take half the traffic.
+    pub reuse_port: bool,
 }
 
 impl Default for HttpConfig {
@@ -54,6 +58,7 @@ impl Default for HttpConfig {
             send_timeout: Duration::from_secs(60),
             max_connections: 10_000,
             workers: 0,
+            reuse_port: false,
         }
     }
 }

@@ -151,17 +151,15 @@ impl Connection {
     /// not be), then writes every answer with one write.
     async fn write_answers(&mut self, end: End, now: SystemTime) -> std::io::Result<()> {
         let mut hits = 0;
-        for (i, (reply, with_body, ticket)) in self.answers.drain(..).enumerate() {
+        for (reply, with_body, ticket) in self.answers.drain(..) {
             let reply = match ticket {
                 Some(t) => match t.wait().await {
                     Ok(()) => {
                         hits += 1;
                         reply
                     }
-                    Err(e) => {
-                        if i == 0 {
-                            tracing::error!(error = %e, "answering 503: the record could not be logged");
-                        }
+                    // Said by the log once per change of state, not per group.
+                    Err(_) => {
                         metrics().rejected_log_error.increment(1);
                         Reply::ServiceUnavailable
                     }

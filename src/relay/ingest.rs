@@ -185,14 +185,14 @@ impl Ingest {
                 continue;
             }
             if let Destination::File { sink, .. } = &route.destination {
-                if !sink.write(lines) {
-                    let n = lines.iter().filter(|&&b| b == b'\n').count();
+                // Handed to the file's writer thread (the buffer goes with it), so that a
+                // stuck file never stalls this source; a full queue drops the batch.
+                let n = lines.iter().filter(|&&b| b == b'\n').count();
+                if !sink.write(lines, &self.metrics.file_errors) {
                     self.metrics.file_errors.increment(n as u64);
                 }
             }
             lines.clear();
-            // A burst of huge lines must not pin its memory forever.
-            lines.shrink_to(64 * 1024);
         }
     }
 }

@@ -227,7 +227,8 @@ async fn connection(
         ingest.end_batch();
         for t in tickets.drain(..) {
             if let Err(e) = t.wait().await {
-                tracing::error!(%peer, error = %e, "closing a TCP connection: its messages could not be logged");
+                // The log says once that it cannot be written; not once per connection.
+                tracing::debug!(%peer, error = %e, "closing a TCP connection: its messages could not be logged");
                 return;
             }
         }
