@@ -12,6 +12,7 @@ use crate::analytics;
 use crate::config::Config;
 use crate::http::{HttpError, HttpServer};
 use crate::pipeline::{Pipeline, PipelineError};
+use crate::ship::sink::RefusedPolicy;
 use crate::template::{self, http::TemplateError};
 
 #[derive(Debug, thiserror::Error)]
@@ -38,7 +39,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let template = template::http::compile(&config.http.format)?;
     let prometheus = crate::metrics::install();
     let (tap, shipped) = analytics::tap(&config.analytics);
-    let pipeline = Pipeline::start(&config, tap)?;
+    // One key, chosen by the operator: records Redis refuses are held until it is fixed.
+    let pipeline = Pipeline::start(&config, tap, RefusedPolicy::Hold)?;
     let dashboard = analytics::start(&config, shipped).map_err(ServeError::Analytics)?;
     if config.analytics.enabled && !crate::record::readable(&config.http.format) {
         tracing::warn!(

@@ -31,13 +31,19 @@ use super::ConfigError;
 /// The file line syslog-ng writes by default (its `file()` destination's template).
 pub const DEFAULT_FILE_TEMPLATE: &str = "${DATE} ${HOST} ${MSGHDR}${MESSAGE}";
 
+/// The names programs have: letters, digits, `_`, `.`, `-`, at most 64 bytes.
+pub const DEFAULT_KEY_PATTERN: &str = "^[A-Za-z0-9_.-]{1,64}$";
+
 /// `[relay]`. Templates are kept as written: the relay compiles them once when it
 /// starts, and a bad one is an error naming its field then.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(try_from = "RelaySection", into = "RelaySection")]
 pub struct RelayConfig {
     pub sources: Vec<SourceConfig>,
     pub routes: Routes,
+    /// A Redis key rendered from message fields must match this (a regular expression);
+    /// pixelpipe's own keys are refused whatever it says (see `relay/key.rs`).
+    pub key_pattern: String,
 }
 
 /// Where messages go: the original configuration's two routes, or routes of your own.
@@ -47,6 +53,16 @@ pub enum Routes {
     Original(OriginalRoutes),
     /// `[[relay.routes]]`, in order.
     Own(Vec<RouteConfig>),
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        RelayConfig {
+            sources: Vec::new(),
+            routes: Routes::default(),
+            key_pattern: DEFAULT_KEY_PATTERN.into(),
+        }
+    }
 }
 
 impl Default for Routes {
@@ -90,6 +106,7 @@ struct RelaySection {
     other_template: String,
     redis_key: String,
     redis_value: String,
+    key_pattern: String,
 }
 
 impl Default for RelaySection {
@@ -117,6 +134,7 @@ impl TryFrom<RelaySection> for RelayConfig {
         Ok(RelayConfig {
             sources: s.sources,
             routes,
+            key_pattern: s.key_pattern,
         })
     }
 }
@@ -134,6 +152,7 @@ impl From<RelayConfig> for RelaySection {
             other_template: original.other_template,
             redis_key: original.redis_key,
             redis_value: original.redis_value,
+            key_pattern: c.key_pattern,
         }
     }
 }
@@ -192,13 +211,21 @@ pub struct UdpSource {
 #[serde(deny_unknown_fields)]
 pub struct TcpSource {
     pub address: SocketAddr,
-    /// Longest message: an over-long line is truncated (and counted), an over-long
-    /// octet count closes the connection.
+    /// Longest message: an over-long message (line or octet-counted frame) is truncated
+    /// to it and counted; the rest of it is skipped and the connection kept.
     #[serde(default = "default_max_message")]
     pub max_message_bytes: usize,
     /// Connections beyond this many are accepted and closed at once (and counted).
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// Connections from one address beyond this many are closed at once (and counted), so
+    /// that one peer cannot take every slot.
+    #[serde(default = "default_max_connections_per_peer")]
+    pub max_connections_per_peer: usize,
+    /// A connection that sends nothing for this long is closed: an idle syslog
+    /// connection is legal, but not forever.
+    #[serde(default = "default_tcp_idle_timeout", with = "humantime_serde")]
+    pub idle_timeout: std::time::Duration,
     /// Syslog over TLS (RFC 5425, port 6514 by convention) instead of plain TCP.
     #[serde(default)]
     pub tls: Option<TlsFiles>,
@@ -229,6 +256,14 @@ fn default_max_message() -> usize {
 }
 fn default_max_connections() -> usize {
     1024
+}
+
+fn default_max_connections_per_peer() -> usize {
+    32
+}
+
+fn default_tcp_idle_timeout() -> std::time::Duration {
+    std::time::Duration::from_secs(600)
 }
 
 impl UnixSource {
@@ -289,6 +324,8 @@ impl TcpSource {
             address,
             max_message_bytes: default_max_message(),
             max_connections: default_max_connections(),
+            max_connections_per_peer: default_max_connections_per_peer(),
+            idle_timeout: default_tcp_idle_timeout(),
             tls: None,
         }
     }
@@ -410,6 +447,8 @@ impl RelayConfig {
 
     /// Checks what serde cannot, naming the field at fault.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        regex::bytes::Regex::new(&self.key_pattern)
+            .map_err(|e| ConfigError::invalid("relay.key_pattern", e.to_string()))?;
         for (i, source) in self.sources.iter().enumerate() {
             match source {
                 SourceConfig::Unix(u) => {
@@ -445,6 +484,18 @@ impl RelayConfig {
                     return Err(ConfigError::invalid(
                         "relay.sources",
                         format!("[{i}].max_connections: must be > 0"),
+                    ));
+                }
+                SourceConfig::Tcp(t) if t.max_connections_per_peer == 0 => {
+                    return Err(ConfigError::invalid(
+                        "relay.sources",
+                        format!("[{i}].max_connections_per_peer: must be > 0"),
+                    ));
+                }
+                SourceConfig::Tcp(t) if t.idle_timeout.is_zero() => {
+                    return Err(ConfigError::invalid(
+                        "relay.sources",
+                        format!("[{i}].idle_timeout: must be > 0"),
                     ));
                 }
                 _ => {}

@@ -15,6 +15,7 @@
 mod datagram;
 pub mod file;
 pub mod ingest;
+pub mod key;
 pub mod metrics;
 pub mod received;
 pub mod route;

@@ -205,10 +205,10 @@ fn path(target: &[u8]) -> &[u8] {
 }
 
 /// The query: `$args`. `None` when there is no `?` at all, as nginx's `$args` is then
-/// not found.
+/// not found, and when the query is empty (`/pixel.gif?`), which nginx logs as `-` too.
 fn args(target: &[u8]) -> Option<&[u8]> {
     let i = target.iter().position(|&b| b == b'?')?;
-    Some(&target[i + 1..])
+    Some(&target[i + 1..]).filter(|a| !a.is_empty())
 }
 
 fn write_display(out: &mut Vec<u8>, value: impl std::fmt::Display) {
@@ -302,8 +302,9 @@ mod tests {
     fn missing_values_are_dashes() {
         let h = hit(b"/pixel.gif", &[]);
         assert_eq!(render("$args|$http_user_agent", &h), "-|-");
+        // An empty query is an empty value: nginx logs `-` for it too.
         let h = hit(b"/pixel.gif?", &[]);
-        assert_eq!(render("$args", &h), "");
+        assert_eq!(render("$args", &h), "-");
     }
 
     #[test]
