@@ -7,9 +7,14 @@
 //! write. Each worker thread runs its own single-threaded runtime on its own
 //! `SO_REUSEPORT` listener, as nginx runs its workers, so hits never cross threads.
 
+pub mod beacon;
 pub mod connection;
+pub mod cors;
+pub mod redirect;
 pub mod request;
 pub mod response;
+pub mod script;
+pub mod tls;
 
 use std::io;
 use std::net::SocketAddr;
