@@ -73,6 +73,15 @@ struct ServeArgs {
     /// Path of the pixel (default /pixel.gif).
     #[arg(long)]
     path: Option<String>,
+    /// Also serve HTTPS on this address (needs --tls-cert and --tls-key).
+    #[arg(long)]
+    tls_listen: Option<SocketAddr>,
+    /// PEM certificate chain for HTTPS (re-read on SIGHUP).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for HTTPS (re-read on SIGHUP).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 /// The common case of `relay` on the command line: the original routes (facility local3
@@ -131,6 +140,9 @@ fn main() -> anyhow::Result<()> {
         set("http.key", args.key.clone());
         set("http.format", args.format.clone());
         set("http.path", args.path.clone());
+        set("http.tls_listen", args.tls_listen.map(|a| a.to_string()));
+        set("http.tls.cert", args.tls_cert.as_ref().map(|p| p.display().to_string()));
+        set("http.tls.key", args.tls_key.as_ref().map(|p| p.display().to_string()));
     }
     if let Command::Relay(args) = &cli.command {
         set(
@@ -202,13 +214,34 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         admin = %admin_addr,
         "serving the pixel"
     );
-    wait_for_signal().await?;
+    if let Some(tls) = server.tls_addr {
+        tracing::info!(listen = %tls, "serving HTTPS");
+    }
+    reload_tls_on_sighup(&server).await?;
     tracing::info!("stopping: no new connections; finishing requests in flight");
     let _ = stop.send(true);
     tokio::task::spawn_blocking(move || server.join()).await?;
     let left = pipeline.drain().await;
     tracing::info!(unshipped_bytes = left, "stopped");
     Ok(())
+}
+
+/// Waits for SIGTERM/SIGINT; on each SIGHUP meanwhile, re-reads the TLS certificate.
+async fn reload_tls_on_sighup(server: &HttpServer) -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    let stop = wait_for_signal();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            r = &mut stop => return r,
+            _ = hup.recv() => match server.reload_tls() {
+                Ok(true) => tracing::info!("SIGHUP: TLS certificate and key re-read"),
+                Ok(false) => tracing::info!("SIGHUP: no TLS to reload"),
+                Err(e) => tracing::error!(error = %e, "SIGHUP: keeping the certificate in use"),
+            },
+        }
+    }
 }
 
 async fn wait_for_signal() -> anyhow::Result<()> {

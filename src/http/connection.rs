@@ -6,18 +6,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use super::request::{self, Parsed, Request};
 use super::response::Reply;
+use super::tls::Transport;
+use super::web::{self, Incoming, Routed};
 use super::Endpoint;
-use crate::log::{Appender, LogError, Ticket};
+use crate::log::Appender;
 use crate::metrics::metrics;
-use crate::template::http::Hit;
 
-pub async fn serve(
-    mut stream: TcpStream,
+pub async fn serve<S: Transport>(
+    mut stream: S,
     peer: SocketAddr,
     endpoint: Arc<Endpoint>,
     appender: Appender,
@@ -26,8 +26,9 @@ pub async fn serve(
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
     let mut out: Vec<u8> = Vec::with_capacity(4096);
     let mut record: Vec<u8> = Vec::with_capacity(256);
-    // Each answer and, for hits, the ticket its 200 waits for.
-    let mut answers: Vec<(Reply, bool, Option<Ticket>)> = Vec::new();
+    // Each answer, whether it has a body (not for HEAD), and, for records, the ticket
+    // its success waits for.
+    let mut answers: Vec<(Routed, bool)> = Vec::new();
     // When the first byte of the request being read arrived: the header timeout runs from
     // there, so a client trickling a byte at a time cannot hold the connection forever.
     let mut request_started: Option<Instant> = None;
@@ -46,16 +47,25 @@ pub async fn serve(
             let mut headers = request::headers();
             match request::parse(&buf[start..], &mut headers, endpoint.limits) {
                 Parsed::Request(req, len) => {
+                    let body = body_of(&req, &buf[start..start + len]);
                     start += len;
                     close = !req.keep_alive;
                     let head = req.method == "HEAD";
-                    let (reply, ticket) = route(&req, peer, now, &endpoint, &appender, &mut record);
-                    answers.push((reply, !head, ticket));
+                    let inc = Incoming {
+                        req: &req,
+                        path: path_of(req.target),
+                        body,
+                        peer,
+                        now,
+                        tls: S::TLS,
+                    };
+                    let routed = route(&inc, &endpoint, &appender, &mut record);
+                    answers.push((routed, !head));
                 }
                 Parsed::Partial => break,
                 Parsed::Invalid(reply) => {
                     count_rejected(reply);
-                    answers.push((reply, true, None));
+                    answers.push((Routed::plain(reply), true));
                     close = true;
                     invalid = true;
                 }
@@ -67,11 +77,12 @@ pub async fn serve(
         }
         if !answers.is_empty() {
             let mut hits = 0;
-            for (i, (reply, with_body, ticket)) in answers.drain(..).enumerate() {
+            for (i, (routed, with_body)) in answers.drain(..).enumerate() {
+                let Routed { reply, ticket, extra, events } = routed;
                 let reply = match ticket {
                     Some(t) => match t.wait().await {
                         Ok(()) => {
-                            hits += 1;
+                            hits += events;
                             reply
                         }
                         Err(e) => {
@@ -84,7 +95,9 @@ pub async fn serve(
                     },
                     None => reply,
                 };
-                reply.write(&mut out, !close, with_body, now);
+                // A 503 stands alone: no CORS or Location for what was not recorded.
+                let extra = extra.filter(|_| reply != Reply::ServiceUnavailable);
+                reply.write_with(&mut out, !close, with_body, now, extra.as_deref());
             }
             metrics().hits.increment(hits);
             if stream.write_all(&out).await.is_err() {
@@ -114,7 +127,7 @@ pub async fn serve(
         }
         // The next request is often there already (pipelining, fast clients): then no
         // timer and no wake-up are needed.
-        match stream.try_read_buf(&mut buf) {
+        match stream.read_ready(&mut buf) {
             Ok(0) => return,
             Ok(_) => continue,
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
@@ -142,7 +155,7 @@ pub async fn serve(
 /// After answering a bad request, reads and discards what the client is still sending
 /// (for a moment, up to a bound) before closing: closing with unread data makes the
 /// kernel send a reset, which can destroy the answer before the client has read it.
-async fn linger(stream: &mut TcpStream, buf: &mut Vec<u8>) {
+async fn linger<S: Transport>(stream: &mut S, buf: &mut Vec<u8>) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
     let mut discarded = 0;
     while discarded < 256 * 1024 {
@@ -154,47 +167,37 @@ async fn linger(stream: &mut TcpStream, buf: &mut Vec<u8>) {
     }
 }
 
-/// Decides the answer to one request; for a pixel hit, renders and appends its record.
+/// Decides the answer to one request; for a hit, renders and appends its record(s).
 fn route(
-    req: &Request<'_, '_>,
-    peer: SocketAddr,
-    now: SystemTime,
+    inc: &Incoming<'_, '_, '_>,
     endpoint: &Endpoint,
     appender: &Appender,
     record: &mut Vec<u8>,
-) -> (Reply, Option<Ticket>) {
-    let path = match req.target.iter().position(|&b| b == b'?') {
-        Some(i) => &req.target[..i],
-        None => req.target,
-    };
-    if path != endpoint.path.as_bytes() {
+) -> Routed {
+    // The pixel, beacon, script and redirect paths (web.rs); every other path is a 404.
+    web::route(inc, endpoint, appender, record).unwrap_or_else(|| {
         metrics().rejected_not_found.increment(1);
-        return (Reply::NotFound, None);
+        Routed::plain(Reply::NotFound)
+    })
+}
+
+fn path_of(target: &[u8]) -> &[u8] {
+    match target.iter().position(|&b| b == b'?') {
+        Some(i) => &target[..i],
+        None => target,
     }
-    if req.method != "GET" && req.method != "HEAD" {
-        metrics().rejected_method.increment(1);
-        return (Reply::MethodNotAllowed, None);
-    }
-    let hit = Hit {
-        time: now,
-        method: req.method,
-        target: req.target,
-        remote_addr: peer.ip(),
-        headers: req.headers,
-    };
-    record.clear();
-    endpoint.template.render(&hit, record);
-    match appender.append(&endpoint.key, record) {
-        Ok(ticket) => (Reply::Pixel, Some(ticket)),
-        Err(LogError::Full { .. }) => {
-            metrics().rejected_log_full.increment(1);
-            (Reply::ServiceUnavailable, None)
-        }
-        Err(_) => {
-            metrics().rejected_log_error.increment(1);
-            (Reply::ServiceUnavailable, None)
-        }
-    }
+}
+
+/// The body of a request whose whole bytes (head and `Content-Length` body) are `raw`.
+fn body_of<'b>(req: &Request<'b, '_>, raw: &'b [u8]) -> &'b [u8] {
+    let len = req
+        .headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+        .and_then(|h| std::str::from_utf8(h.value).ok()?.trim().parse::<usize>().ok())
+        .unwrap_or(0)
+        .min(raw.len());
+    &raw[raw.len() - len..]
 }
 
 fn count_rejected(reply: Reply) {

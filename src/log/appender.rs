@@ -133,6 +133,34 @@ impl Appender {
         }
         Ok(Ticket(group.done.clone()))
     }
+
+    /// Adds several records to the same group, or none of them: one ticket for all (a
+    /// beacon batch is written, and answered, whole).
+    pub fn append_all(&self, key: &[u8], values: &[Vec<u8>]) -> Result<Ticket, LogError> {
+        let mut total = 0;
+        for v in values {
+            let len = entry::encoded_len(key, v);
+            if key.len() > entry::MAX_KEY || len - entry::HEADER > entry::MAX_BODY {
+                return Err(LogError::TooLarge(len));
+            }
+            total += len;
+        }
+        self.shared.log.check_room(total)?;
+        let mut group = self
+            .shared
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        for v in values {
+            entry::encode(&mut group.buf, key, v);
+        }
+        let first = group.records == 0;
+        group.records += values.len() as u64;
+        if first && !values.is_empty() {
+            self.shared.wake.notify_one();
+        }
+        Ok(Ticket(group.done.clone()))
+    }
 }
 
 async fn flush_loop(shared: Weak<Shared>, wake: Arc<Notify>) {
