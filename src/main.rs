@@ -141,8 +141,14 @@ fn main() -> anyhow::Result<()> {
         set("http.format", args.format.clone());
         set("http.path", args.path.clone());
         set("http.tls_listen", args.tls_listen.map(|a| a.to_string()));
-        set("http.tls.cert", args.tls_cert.as_ref().map(|p| p.display().to_string()));
-        set("http.tls.key", args.tls_key.as_ref().map(|p| p.display().to_string()));
+        set(
+            "http.tls.cert",
+            args.tls_cert.as_ref().map(|p| p.display().to_string()),
+        );
+        set(
+            "http.tls.key",
+            args.tls_key.as_ref().map(|p| p.display().to_string()),
+        );
     }
     if let Command::Relay(args) = &cli.command {
         set(

@@ -78,7 +78,12 @@ pub async fn serve<S: Transport>(
         if !answers.is_empty() {
             let mut hits = 0;
             for (i, (routed, with_body)) in answers.drain(..).enumerate() {
-                let Routed { reply, ticket, extra, events } = routed;
+                let Routed {
+                    reply,
+                    ticket,
+                    extra,
+                    events,
+                } = routed;
                 let reply = match ticket {
                     Some(t) => match t.wait().await {
                         Ok(()) => {
@@ -194,7 +199,13 @@ fn body_of<'b>(req: &Request<'b, '_>, raw: &'b [u8]) -> &'b [u8] {
         .headers
         .iter()
         .find(|h| h.name.eq_ignore_ascii_case("content-length"))
-        .and_then(|h| std::str::from_utf8(h.value).ok()?.trim().parse::<usize>().ok())
+        .and_then(|h| {
+            std::str::from_utf8(h.value)
+                .ok()?
+                .trim()
+                .parse::<usize>()
+                .ok()
+        })
         .unwrap_or(0)
         .min(raw.len());
     &raw[raw.len() - len..]
@@ -205,6 +216,11 @@ fn count_rejected(reply: Reply) {
     match reply {
         Reply::UriTooLong => m.rejected_uri_too_long.increment(1),
         Reply::HeaderTooLarge => m.rejected_header_too_large.increment(1),
+        // A Content-Length over the parser's bound: the beacons' reason for it.
+        Reply::PayloadTooLarge => {
+            metrics::counter!("pixelpipe_http_rejected_total", "reason" => "body_too_large")
+                .increment(1)
+        }
         _ => m.rejected_bad_request.increment(1),
     }
 }

@@ -89,7 +89,11 @@ impl HttpServer {
             web: web::Web::new(config).map_err(|(field, e)| HttpError::Web(field, e))?,
         });
         // The certificate is read before anything listens: a bad one is a start-up error.
-        let tls = config.tls.as_ref().map(tls::ReloadableTls::load).transpose()?;
+        let tls = config
+            .tls
+            .as_ref()
+            .map(tls::ReloadableTls::load)
+            .transpose()?;
         let workers = match config.workers {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,

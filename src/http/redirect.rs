@@ -186,7 +186,8 @@ mod tests {
     #[test]
     fn never_an_open_redirect() {
         use RedirectError::*;
-        let cases: &[(&str, fn(&RedirectError) -> bool)] = &[
+        type Expect = fn(&RedirectError) -> bool;
+        let cases: &[(&str, Expect)] = &[
             ("https://evil.com/", |e| matches!(e, Host(_))),
             ("//evil.com", |e| *e == Scheme),
             ("///evil.com", |e| *e == Scheme),

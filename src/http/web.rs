@@ -150,13 +150,30 @@ pub fn route(
         }
         let location = match redirect::location(inc.query().unwrap_or(b""), &web.redirect_hosts) {
             Ok(l) => l,
-            Err(_) => return Some(reject(Reply::BadRequest, "redirect_refused", Extra::default())),
+            Err(_) => {
+                return Some(reject(
+                    Reply::BadRequest,
+                    "redirect_refused",
+                    Extra::default(),
+                ))
+            }
         };
         let mut extra = Extra::default();
         extra.headers.extend_from_slice(b"Location: ");
         extra.headers.extend_from_slice(location.as_bytes());
-        extra.headers.extend_from_slice(b"\r\nCache-Control: no-store\r\n");
-        return Some(record_one(inc, inc.req.target, None, endpoint, appender, record, Reply::Found, extra));
+        extra
+            .headers
+            .extend_from_slice(b"\r\nCache-Control: no-store\r\n");
+        return Some(record_one(
+            inc,
+            inc.req.target,
+            None,
+            endpoint,
+            appender,
+            record,
+            Reply::Found,
+            extra,
+        ));
     }
     if path != endpoint.path.as_bytes() && path != web.beacon_path.as_bytes() {
         return None;
@@ -199,7 +216,16 @@ pub fn route(
         Verdict::Foreign | Verdict::None => {}
     }
     if !is_post {
-        return Some(record_one(inc, inc.req.target, None, endpoint, appender, record, Reply::Pixel, extra));
+        return Some(record_one(
+            inc,
+            inc.req.target,
+            None,
+            endpoint,
+            appender,
+            record,
+            Reply::Pixel,
+            extra,
+        ));
     }
     Some(beacon(inc, endpoint, appender, record, extra))
 }
@@ -259,7 +285,9 @@ fn beacon(
         }
         target.extend_from_slice(event);
         record.clear();
-        endpoint.template.render(&hit(inc, &target, Some(inc.body)), record);
+        endpoint
+            .template
+            .render(&hit(inc, &target, Some(inc.body)), record);
         records.push(record.clone());
     }
     match appender.append_all(&endpoint.key, &records) {

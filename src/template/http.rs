@@ -311,8 +311,14 @@ mod tests {
         let mut h = hit(b"/e?a=1", &[]);
         assert_eq!(render("$args|$body", &h), "a=1|-");
         h.body = Some(b"{\"k\":\"v|w\"}\n");
-        assert_eq!(render("$args|$body", &h), "a=1|{\\x22k\\x22:\\x22v|w\\x22}\\x0A");
-        assert_eq!(render("$body|$args", &h), "{\\x22k\\x22:\\x22v\\x7Cw\\x22}\\x0A|a=1");
+        assert_eq!(
+            render("$args|$body", &h),
+            "a=1|{\\x22k\\x22:\\x22v|w\\x22}\\x0A"
+        );
+        assert_eq!(
+            render("$body|$args", &h),
+            "{\\x22k\\x22:\\x22v\\x7Cw\\x22}\\x0A|a=1"
+        );
     }
 
     #[test]
