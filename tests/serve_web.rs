@@ -629,3 +629,45 @@ fn a_bad_certificate_is_a_start_up_error() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("http.tls"));
 }
+
+#[test]
+fn bad_web_settings_name_their_field() {
+    for (toml, field) in [
+        ("cors_origins = [\"shop.example\"]", "http.cors_origins"),
+        (
+            "cors_origins = [\"https://shop.example/path\"]",
+            "http.cors_origins",
+        ),
+        ("redirect_hosts = [\"*.*.example\"]", "http.redirect_hosts"),
+        (
+            "redirect_hosts = [\"https://shop.example\"]",
+            "http.redirect_hosts",
+        ),
+        ("beacon_path = \"e\"", "http.beacon_path"),
+        ("script_path = \"/p\\\".js\"", "http.script_path"),
+        ("script_path = \"/pixel.gif\"", "http.script_path"),
+        ("max_body_bytes = 100000", "http.max_body_bytes"),
+        ("max_batch = 0", "http.max_batch"),
+        ("beacon_reply = \"maybe\"", "beacon_reply"),
+        ("tls_listen = \"127.0.0.1:0\"", "http.tls"),
+        (
+            "tls = { cert = \"c.pem\", key = \"k.pem\" }",
+            "http.tls_listen",
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pixelpipe.toml");
+        std::fs::write(&file, format!("[http]\n{toml}\n")).unwrap();
+        let out = Command::new(BIN)
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .arg("--config")
+            .arg(&file)
+            .arg("serve")
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{toml}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(field), "{toml}: {err}");
+    }
+}
