@@ -163,7 +163,7 @@ fn bad_beacons_are_refused_whole_and_counted() {
             json,
             format!(r#"{{"a":"{}"}}"#, "x".repeat(1000)).into_bytes(),
             413,
-            "body_too_large",
+            "payload_too_large",
         ),
         (
             Some("multipart/form-data; boundary=x"),

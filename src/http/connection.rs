@@ -218,7 +218,7 @@ fn count_rejected(reply: Reply) {
         Reply::HeaderTooLarge => m.rejected_header_too_large.increment(1),
         // A Content-Length over the parser's bound: the beacons' reason for it.
         Reply::PayloadTooLarge => {
-            metrics::counter!("pixelpipe_http_rejected_total", "reason" => "body_too_large")
+            metrics::counter!("pixelpipe_http_rejected_total", "reason" => "payload_too_large")
                 .increment(1)
         }
         _ => m.rejected_bad_request.increment(1),

@@ -254,7 +254,7 @@ fn beacon(
 ) -> Routed {
     let web = &endpoint.web;
     if inc.body.len() > web.max_body_bytes {
-        return reject(Reply::PayloadTooLarge, "body_too_large", extra);
+        return reject(Reply::PayloadTooLarge, "payload_too_large", extra);
     }
     let Some(kind) = BodyKind::from_content_type(inc.header("content-type")) else {
         return reject(Reply::UnsupportedMediaType, "unsupported_media_type", extra);
