@@ -15,8 +15,8 @@ use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
 use super::{connection, Endpoint};
+use crate::config::relay::TlsFiles;
 use crate::log::Appender;
-use crate::relay::config::TlsFiles;
 pub use crate::relay::tls::TlsError;
 
 pub struct ReloadableTls {

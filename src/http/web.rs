@@ -15,7 +15,8 @@ use super::request::Request;
 use super::response::{Extra, Reply};
 use super::script::Script;
 use super::Endpoint;
-use crate::config::{BeaconReply, HttpConfig};
+use crate::config::http::BeaconReply;
+use crate::config::HttpConfig;
 use crate::log::{Appender, LogError, Ticket};
 use crate::template::http::Hit;
 
