@@ -219,4 +219,32 @@ mod tests {
         assert_eq!(super::super::segment::scan(&data).records, 100);
         assert_eq!(log.end(), data.len() as u64);
     }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_batch_is_appended_whole_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig {
+            segment_bytes: 4096,
+            max_bytes: 8192,
+            ..LogConfig::default()
+        };
+        let log = Arc::new(Log::open(dir.path(), config, 0).unwrap());
+        let appender = Appender::new(log.clone());
+        let batch: Vec<Vec<u8>> = (0..10).map(|i| format!("e={i}").into_bytes()).collect();
+        appender
+            .append_all(b"pixel", &batch)
+            .unwrap()
+            .wait()
+            .await
+            .unwrap();
+        let data = std::fs::read(super::super::segment::path(dir.path(), 0)).unwrap();
+        assert_eq!(super::super::segment::scan(&data).records, 10);
+        // A batch over the room left is refused whole: nothing of it is written.
+        let big: Vec<Vec<u8>> = (0..10).map(|_| vec![b'x'; 1000]).collect();
+        assert!(matches!(
+            appender.append_all(b"pixel", &big),
+            Err(LogError::Full { .. })
+        ));
+        assert_eq!(log.end(), data.len() as u64);
+    }
 }
