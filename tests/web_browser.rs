@@ -50,6 +50,8 @@ fn serve_page(stream: TcpStream, collector: &str) {
         "/bye.html" => "<!doctype html><title>Bye</title><p>bye</p>",
         "/nobeacon.html" => NO_BEACON,
         "/foreign.html" => FOREIGN,
+        "/optout.html" => OPT_OUT,
+        "/local.html" => LOCAL,
         _ => "",
     }
     .replace("{collector}", collector);
@@ -79,6 +81,25 @@ const NO_BEACON: &str = r#"<!doctype html>
 <title>Old browser</title>
 <script>navigator.sendBeacon = undefined;</script>
 <script defer src="{collector}/p.js" data-site="shop" data-allow-local></script>
+"#;
+
+/// The opt-out switch set: the script runs (its title says so) and sends nothing.
+const OPT_OUT: &str = r#"<!doctype html>
+<title>opt-out</title>
+<script>localStorage.pixelpipe_ignore = "true";</script>
+<script defer src="{collector}/p.js" data-site="shop" data-allow-local></script>
+<script>addEventListener("DOMContentLoaded", () => {
+  pixelpipe("event", "ignored"); document.title = "ran " + typeof pixelpipe + " " + location.pathname;
+});</script>
+"#;
+
+/// A page on 127.0.0.1 without `data-allow-local`: the script runs and sends nothing.
+const LOCAL: &str = r#"<!doctype html>
+<title>local</title>
+<script defer src="{collector}/p.js" data-site="shop"></script>
+<script>addEventListener("DOMContentLoaded", () => {
+  pixelpipe("event", "ignored"); document.title = "ran " + typeof pixelpipe + " " + location.pathname;
+});</script>
 "#;
 
 /// A page on an origin not on the collector's CORS list: a beacon-like `fetch` (no
@@ -205,6 +226,16 @@ fn tracker_page_views_events_and_cors_in_chromium() {
     assert_eq!(fields_in_order(beacon_view), keys);
     assert_eq!(fields_in_order(&records[4]), keys);
 
+    // Opted out, and a local page without data-allow-local: the script runs, sends nothing
+    // (checked at the end: nothing but the marker follows).
+    for page in ["optout", "local"] {
+        browser.eval(&format!("location.href = '{site_origin}/{page}.html'; 1"));
+        wait_until(&format!("the script to run on {page}.html"), WAIT, || {
+            browser.eval("document.title") == format!("ran function /{page}.html").as_str()
+        });
+    }
+    browser.eval("localStorage.removeItem('pixelpipe_ignore'); 1");
+
     // An origin not on the list: the browser itself refuses to show the answers.
     browser.eval(&format!(
         "location.href = 'http://{foreign}/foreign.html'; 1"
@@ -239,7 +270,9 @@ fn tracker_page_views_events_and_cors_in_chromium() {
     assert_eq!(records.len(), 6, "{records:#?}");
     assert_eq!(fields(&records[5])["marker"], "1");
     assert!(
-        !records.iter().any(|r| r.contains("foreign")),
+        !records
+            .iter()
+            .any(|r| r.contains("foreign") || r.contains("ignored")),
         "{records:#?}"
     );
     browser.screenshot("tracker-foreign.png");
