@@ -1,5 +1,6 @@
 //! The tracker in a real browser. Headless Chromium loads a page from one local origin
-//! that embeds the tracker script and an `<img>` pixel from the collector on another
+//! that embeds the tracker script (with a call queued before it loads) and an `<img>`
+//! pixel from the collector on another
 //! origin, over HTTPS with a self-signed certificate the browser is told to accept. The
 //! test navigates within the page (`pushState`), clicks a button that sends a custom event,
 //! navigates away, loads a page whose browser has no `sendBeacon` (the GIF fallback), then
@@ -71,6 +72,10 @@ fn serve_page(stream: TcpStream, collector: &str) {
 
 const PAGE: &str = r#"<!doctype html>
 <title>Shop &amp; more</title>
+<script>
+window.pixelpipe = window.pixelpipe || function () { (pixelpipe.q = pixelpipe.q || []).push(arguments) };
+pixelpipe("event", "early", {step: 1});
+</script>
 <script defer src="{collector}/p.js" data-site="shop" data-allow-local></script>
 <img id="banner" src="{collector}/pixel.gif?img=banner&site=shop" alt="">
 <button id="signup" onclick="pixelpipe('event', 'signup', {variant: 'B'})">Sign up</button>
@@ -165,8 +170,8 @@ fn tracker_page_views_events_and_cors_in_chromium() {
     let mut browser = Chromium::start(&page, "/page.html", &["--ignore-certificate-errors"]);
     browser.record_log();
 
-    // Load: the page view (a beacon) and the image.
-    let records = wait_for_records(&redis, 2);
+    // Load: the page view (a beacon), the event queued before the script ran, the image.
+    let records = wait_for_records(&redis, 3);
     let by_kind = |records: &[String], pred: &dyn Fn(&HashMap<String, String>) -> bool| {
         records
             .iter()
@@ -188,11 +193,15 @@ fn tracker_page_views_events_and_cors_in_chromium() {
     assert!(v["sw"].parse::<u32>().unwrap() > 0, "{v:?}");
     assert!(!v["lang"].is_empty(), "{v:?}");
     assert!(v["ts"].parse::<u64>().unwrap() > 1_600_000_000_000, "{v:?}");
+    let early = by_kind(&records, &|f| f.get("event").is_some_and(|v| v == "early"));
+    assert_eq!(early.len(), 1, "{records:?}");
+    assert_eq!(early[0]["step"], "1");
+    assert_eq!(early[0]["url"], page);
 
     // A single-page-app navigation, with a fragment the record leaves out.
     browser.eval("history.pushState({}, '', '/page.html/step2#top')");
-    let records = wait_for_records(&redis, 3);
-    let step2 = fields(&records[2]);
+    let records = wait_for_records(&redis, 4);
+    let step2 = fields(&records[3]);
     assert_eq!(step2["event"], "pageview", "{records:?}");
     assert_eq!(step2["url"], format!("{page}/step2"));
     assert_eq!(step2["ref"], page);
@@ -201,8 +210,8 @@ fn tracker_page_views_events_and_cors_in_chromium() {
 
     // The custom event, then away at once: the beacon still arrives.
     browser.eval("document.getElementById('signup').click(); location.href = '/bye.html'; 1");
-    let records = wait_for_records(&redis, 4);
-    let event = fields(&records[3]);
+    let records = wait_for_records(&redis, 5);
+    let event = fields(&records[4]);
     assert_eq!(event["event"], "signup", "{records:?}");
     assert_eq!(event["variant"], "B");
     assert_eq!(event["url"], format!("{page}/step2"));
@@ -212,19 +221,19 @@ fn tracker_page_views_events_and_cors_in_chromium() {
 
     // No sendBeacon: the same page view through the GIF.
     browser.eval(&format!("location.href = '{site_origin}/nobeacon.html'; 1"));
-    let records = wait_for_records(&redis, 5);
-    let old = fields(&records[4]);
+    let records = wait_for_records(&redis, 6);
+    let old = fields(&records[5]);
     assert_eq!(old["event"], "pageview", "{records:?}");
     assert_eq!(old["url"], format!("{site_origin}/nobeacon.html"));
     assert_eq!(old["ref"], format!("{site_origin}/bye.html"));
     // Same keys in the same order as a beacon's page view.
-    let beacon_view = records[..2]
+    let beacon_view = records[..3]
         .iter()
         .find(|r| r.contains("event=pageview"))
         .unwrap();
     let keys = ["event", "site", "url", "ref", "title", "sw", "lang", "ts"];
     assert_eq!(fields_in_order(beacon_view), keys);
-    assert_eq!(fields_in_order(&records[4]), keys);
+    assert_eq!(fields_in_order(&records[5]), keys);
 
     // Opted out, and a local page without data-allow-local: the script runs, sends nothing
     // (checked at the end: nothing but the marker follows).
@@ -266,9 +275,9 @@ fn tracker_page_views_events_and_cors_in_chromium() {
     // A last hit, then the whole list: nothing else arrived, nothing twice.
     let marker = http_get(listen.parse().unwrap(), "/pixel.gif?marker=1").unwrap();
     assert_eq!(marker.status, 200);
-    let records = wait_for_records(&redis, 6);
-    assert_eq!(records.len(), 6, "{records:#?}");
-    assert_eq!(fields(&records[5])["marker"], "1");
+    let records = wait_for_records(&redis, 7);
+    assert_eq!(records.len(), 7, "{records:#?}");
+    assert_eq!(fields(&records[6])["marker"], "1");
     assert!(
         !records
             .iter()
