@@ -1,12 +1,13 @@
 //! The tracker in a real browser. Headless Chromium loads a page from one local origin
 //! that embeds the tracker script (with a call queued before it loads) and an `<img>`
-//! pixel from the collector on another
-//! origin, over HTTPS with a self-signed certificate the browser is told to accept. The
-//! test navigates within the page (`pushState`), clicks a button that sends a custom event,
-//! navigates away, loads a page whose browser has no `sendBeacon` (the GIF fallback), then
-//! a page on an origin not on the CORS list, and checks Redis: every page view, the image
-//! hit and the event exactly once, with their fields; nothing from the foreign origin; and
-//! the browser's own log showing the CORS refusal.
+//! pixel from the collector on another origin, over HTTPS with a self-signed certificate
+//! the browser is told to accept. The test navigates within the page (`pushState`),
+//! clicks a button that sends a custom event, navigates away, loads a page whose browser
+//! has no `sendBeacon` (the GIF fallback), pages where the script must stay silent
+//! (opt-out, localhost), then a page on an origin not on the CORS list, and checks Redis:
+//! every page view, the image hit and the events exactly once, with their fields; nothing
+//! from the silent pages or the foreign origin; and the browser's own log showing the CORS
+//! refusal.
 
 mod common;
 
