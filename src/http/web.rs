@@ -181,9 +181,9 @@ pub fn route(
     }
     // The pixel and beacon paths: CORS applies.
     // Most hits carry no Origin (an <img>), and with no list there is nothing to check.
-    let verdict = match inc.header("origin") {
-        Some(o) if web.cors.enabled() => web.cors.check(Some(o), inc.header("host"), inc.tls),
-        _ => Verdict::None,
+    let verdict = match web.cors.enabled().then(|| inc.header("origin")).flatten() {
+        Some(o) => web.cors.check(Some(o), inc.header("host"), inc.tls),
+        None => Verdict::None,
     };
     let mut extra = Extra::default();
     if web.cors.enabled() {
