@@ -646,7 +646,7 @@ fn bad_web_settings_name_their_field() {
         ("beacon_path = \"e\"", "http.beacon_path"),
         ("script_path = \"/p\\\".js\"", "http.script_path"),
         ("script_path = \"/pixel.gif\"", "http.script_path"),
-        ("max_body_bytes = 100000", "http.max_body_bytes"),
+        ("max_body_bytes = 2000000", "http.max_body_bytes"),
         ("max_batch = 0", "http.max_batch"),
         ("beacon_reply = \"maybe\"", "beacon_reply"),
         ("tls_listen = \"127.0.0.1:0\"", "http.tls"),

@@ -21,7 +21,10 @@ pub struct HttpConfig {
     pub format: String,
     /// Longest accepted request line (method, target, version); longer → 414.
     pub max_request_line: usize,
-    /// Longest accepted request head (request line and headers); longer → 431.
+    /// Longest accepted header line (nginx: `large_client_header_buffers` 8k); longer → 400.
+    pub max_header_line: usize,
+    /// Longest accepted request head (request line and headers; nginx: four 8k buffers);
+    /// longer → 400. The number of headers is not limited otherwise.
     pub max_header_bytes: usize,
     /// A request head must arrive within this time once its first byte came.
     #[serde(with = "humantime_serde")]
@@ -29,17 +32,25 @@ pub struct HttpConfig {
     /// A keep-alive connection with no request for this long is closed.
     #[serde(with = "humantime_serde")]
     pub idle_timeout: Duration,
+    /// An answer the client does not take (stops reading) for this long closes the
+    /// connection (nginx's `send_timeout`).
+    #[serde(with = "humantime_serde")]
+    pub send_timeout: Duration,
     /// Connections beyond this many are accepted and closed at once.
     pub max_connections: usize,
     /// Threads that accept and serve; 0 means one per core.
     pub workers: usize,
+    /// Let other processes listen on the same address (`SO_REUSEPORT` across processes,
+    /// e.g. a new pixelpipe taking over from an old one). Off: a port already in use is a
+    /// start-up error, so a second instance cannot silently take half the traffic.
+    pub reuse_port: bool,
     // The web collector: HTTPS, beacons, CORS, the tracker script, click redirects.
     /// Serve HTTPS too, on `tls_listen`, with this certificate chain and key (PEM).
     pub tls: Option<TlsFiles>,
     pub tls_listen: Option<SocketAddr>,
     /// `POST` beacons are taken here (and on `path`).
     pub beacon_path: String,
-    /// A longer beacon body → 413.
+    /// A longer request body → 413 (at most 1 MiB).
     pub max_body_bytes: usize,
     /// More events in one JSON batch → 413.
     pub max_batch: usize,
@@ -61,6 +72,9 @@ pub struct HttpConfig {
     pub redirect_hosts: Vec<String>,
 }
 
+/// The largest `http.max_body_bytes` allowed.
+pub const MAX_BODY_BYTES: usize = 1 << 20;
+
 /// What a recorded beacon gets back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -79,11 +93,14 @@ impl Default for HttpConfig {
             key: "pixel".into(),
             format: "$msec,$args".into(),
             max_request_line: 8 * 1024,
-            max_header_bytes: 16 * 1024,
+            max_header_line: 8 * 1024,
+            max_header_bytes: 32 * 1024,
             header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
+            send_timeout: Duration::from_secs(60),
             max_connections: 10_000,
             workers: 0,
+            reuse_port: false,
             tls: None,
             tls_listen: None,
             beacon_path: "/e".into(),
@@ -125,10 +142,11 @@ impl HttpConfig {
                 "http.script_path and http.redirect_path must differ from each other and from http.path and http.beacon_path",
             ));
         }
-        if self.max_body_bytes == 0 || self.max_body_bytes > crate::http::request::MAX_BODY {
+        // A body is held whole in its connection's buffer: bounded.
+        if !(1..=MAX_BODY_BYTES).contains(&self.max_body_bytes) {
             return Err(ConfigError::invalid(
                 "http.max_body_bytes",
-                format!("must be between 1 and {}", crate::http::request::MAX_BODY),
+                format!("must be between 1 and {MAX_BODY_BYTES}"),
             ));
         }
         if self.max_batch == 0 {

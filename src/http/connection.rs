@@ -9,8 +9,8 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 
-use super::request::{self, Parsed, Request};
-use super::response::Reply;
+use super::request::{self, Parsed};
+use super::response::{self, Reply};
 use super::tls::Transport;
 use super::web::{self, Incoming, Routed};
 use super::Endpoint;
@@ -35,6 +35,7 @@ pub async fn serve<S: Transport>(
         record: Vec::with_capacity(256),
         answers: Vec::new(),
         request_started: None,
+        continued: false,
     };
     // Made once per connection, not per wait: registering with the shared shutdown
     // signal on every keep-alive round trip costs more than the rest of the wait.
@@ -92,6 +93,8 @@ struct Connection<S> {
     /// When the first byte of the request being read arrived: the header timeout runs
     /// from there, so a client trickling a byte at a time cannot hold the connection.
     request_started: Option<Instant>,
+    /// Whether the request being read was sent its `100 Continue` already.
+    continued: bool,
 }
 
 impl<S: Transport> Connection<S> {
@@ -104,16 +107,19 @@ impl<S: Transport> Connection<S> {
             let mut headers = request::headers();
             match request::parse(&self.buf[start..], &mut headers, self.endpoint.limits) {
                 Parsed::Request(req, len) => {
-                    let body = body_of(&req, &self.buf[start..start + len]);
                     start += len;
+                    if req.expect_continue && !self.continued {
+                        self.answers.push((Routed::plain(Reply::Continue), false));
+                    }
+                    self.continued = false;
                     if !req.keep_alive {
                         end = End::Close;
                     }
                     let head = req.method == "HEAD";
                     let inc = Incoming {
                         req: &req,
-                        path: path_of(req.target),
-                        body,
+                        path: &req.path,
+                        body: &req.body,
                         peer: self.peer,
                         now,
                         tls: S::TLS,
@@ -121,7 +127,15 @@ impl<S: Transport> Connection<S> {
                     let routed = route(&inc, &self.endpoint, &self.appender, &mut self.record);
                     self.answers.push((routed, !head));
                 }
-                Parsed::Partial => break,
+                Parsed::Partial { expect_continue } => {
+                    // The client waits for this before it sends the body: it goes out now,
+                    // after the answers to the requests before it.
+                    if expect_continue && !self.continued {
+                        self.continued = true;
+                        self.answers.push((Routed::plain(Reply::Continue), false));
+                    }
+                    break;
+                }
                 Parsed::Invalid(reply) => {
                     count_rejected(reply);
                     self.answers.push((Routed::plain(reply), true));
@@ -140,7 +154,7 @@ impl<S: Transport> Connection<S> {
     /// not be), then writes every answer with one write.
     async fn write_answers(&mut self, end: End, now: SystemTime) -> std::io::Result<()> {
         let mut hits = 0;
-        for (i, (routed, with_body)) in self.answers.drain(..).enumerate() {
+        for (routed, with_body) in self.answers.drain(..) {
             let Routed {
                 reply,
                 ticket,
@@ -153,25 +167,41 @@ impl<S: Transport> Connection<S> {
                         hits += events;
                         reply
                     }
-                    Err(e) => {
-                        if i == 0 {
-                            tracing::error!(error = %e, "answering 503: the record could not be logged");
-                        }
+                    // Said by the log once per change of state, not per group.
+                    Err(_) => {
                         metrics().rejected_log_error.increment(1);
                         Reply::ServiceUnavailable
                     }
                 },
                 None => reply,
             };
+            if reply == Reply::Continue {
+                self.out.extend_from_slice(response::CONTINUE);
+                continue;
+            }
             // A 503 stands alone: no CORS or Location for what was not recorded.
             let extra = extra.filter(|_| reply != Reply::ServiceUnavailable);
             let keep_alive = end == End::KeepAlive;
             reply.write_with(&mut self.out, keep_alive, with_body, now, extra.as_deref());
         }
         metrics().hits.increment(hits);
-        let written = self.stream.write_all(&self.out).await;
+        let written = self.send_out().await;
         self.out.clear();
         written
+    }
+
+    /// Writes `out` within `send_timeout` (nginx's `send_timeout`): a client that stops
+    /// reading cannot hold its connection, and its slot, forever.
+    async fn send_out(&mut self) -> std::io::Result<()> {
+        match tokio::time::timeout(self.endpoint.send_timeout, self.stream.write_all(&self.out))
+            .await
+        {
+            Ok(written) => written,
+            Err(_elapsed) => {
+                metrics().rejected_send_timeout.increment(1);
+                Err(std::io::ErrorKind::TimedOut.into())
+            }
+        }
     }
 
     /// Reads more of the next request: a started request has `header_timeout` to
@@ -208,7 +238,7 @@ impl<S: Transport> Connection<S> {
                         metrics().rejected_timeout.increment(1);
                         self.out.clear();
                         Reply::RequestTimeout.write(&mut self.out, false, true, SystemTime::now());
-                        let _ = self.stream.write_all(&self.out).await;
+                        let _ = self.send_out().await;
                     }
                     false
                 }
@@ -247,41 +277,15 @@ fn route(
     })
 }
 
-fn path_of(target: &[u8]) -> &[u8] {
-    match target.iter().position(|&b| b == b'?') {
-        Some(i) => &target[..i],
-        None => target,
-    }
-}
-
-/// The body of a request whose whole bytes (head and `Content-Length` body) are `raw`.
-fn body_of<'b>(req: &Request<'b, '_>, raw: &'b [u8]) -> &'b [u8] {
-    let len = req
-        .headers
-        .iter()
-        .find(|h| h.name.eq_ignore_ascii_case("content-length"))
-        .and_then(|h| {
-            std::str::from_utf8(h.value)
-                .ok()?
-                .trim()
-                .parse::<usize>()
-                .ok()
-        })
-        .unwrap_or(0)
-        .min(raw.len());
-    &raw[raw.len() - len..]
-}
-
 fn count_rejected(reply: Reply) {
     let m = metrics();
     match reply {
         Reply::UriTooLong => m.rejected_uri_too_long.increment(1),
         Reply::HeaderTooLarge => m.rejected_header_too_large.increment(1),
-        // A Content-Length over the parser's bound: the beacons' reason for it.
-        Reply::PayloadTooLarge => {
-            metrics::counter!("pixelpipe_http_rejected_total", "reason" => "payload_too_large")
-                .increment(1)
-        }
+        Reply::PayloadTooLarge => m.rejected_payload_too_large.increment(1),
+        Reply::NotImplemented => m.rejected_not_implemented.increment(1),
+        Reply::VersionNotSupported => m.rejected_version.increment(1),
+        Reply::MethodNotAllowed => m.rejected_method.increment(1),
         _ => m.rejected_bad_request.increment(1),
     }
 }

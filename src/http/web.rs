@@ -98,10 +98,10 @@ pub fn reject(reply: Reply, reason: &'static str, extra: Extra) -> Routed {
 /// What one request carries that the web ways look at.
 pub struct Incoming<'r, 'b, 'h> {
     pub req: &'r Request<'b, 'h>,
-    /// The path, without the query.
-    pub path: &'b [u8],
-    /// The request body (empty for most requests).
-    pub body: &'b [u8],
+    /// The path, percent-decoded and normalised, without the query.
+    pub path: &'r [u8],
+    /// The request body, decoded (empty for most requests).
+    pub body: &'r [u8],
     pub peer: SocketAddr,
     pub now: SystemTime,
     /// Whether the connection is HTTPS (for the collector's own origin).
