@@ -14,6 +14,8 @@ pub struct Hit<'a> {
     pub target: &'a [u8],
     pub remote_addr: IpAddr,
     pub headers: &'a [httparse::Header<'a>],
+    /// The request body, for a beacon (`None`: `$body` is `-`).
+    pub body: Option<&'a [u8]>,
 }
 
 impl HitFields for Hit<'_> {
@@ -31,6 +33,10 @@ impl HitFields for Hit<'_> {
 
     fn remote_addr(&self) -> IpAddr {
         self.remote_addr
+    }
+
+    fn body(&self) -> Option<&[u8]> {
+        self.body
     }
 
     fn header(&self, name: &str) -> Option<&[u8]> {

@@ -20,7 +20,7 @@ pub mod metrics;
 pub mod received;
 pub mod route;
 pub mod tcp;
-mod tls;
+pub(crate) mod tls;
 pub mod udp;
 pub mod unix;
 mod unix_queue;

@@ -18,7 +18,7 @@ use crate::record;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum TemplateError {
-    #[error("unknown variable `${0}` (known: $msec, $args, $remote_addr, $request_id, $time_iso8601, $time_local, $request_uri, $uri, $request_method, $http_<header>)")]
+    #[error("unknown variable `${0}` (known: $msec, $args, $remote_addr, $request_id, $time_iso8601, $time_local, $request_uri, $uri, $request_method, $body, $http_<header>)")]
     UnknownVariable(String),
     #[error("`$` at byte {0} is not followed by a variable name")]
     EmptyName(usize),
@@ -37,6 +37,8 @@ pub trait HitFields {
     fn remote_addr(&self) -> IpAddr;
     /// The value of the request header `name` (lower case, e.g. `user-agent`), if sent.
     fn header(&self, name: &str) -> Option<&[u8]>;
+    /// The request body, for a beacon (`None`: `$body` is `-`).
+    fn body(&self) -> Option<&[u8]>;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +52,8 @@ enum Var {
     RequestUri,
     Uri,
     RequestMethod,
+    /// The request body as received (a beacon's).
+    Body,
     /// `$http_user_agent` → the `user-agent` header.
     Header(String),
 }
@@ -142,6 +146,7 @@ fn parse_var(name: &str) -> Result<Var, TemplateError> {
         "request_uri" => Var::RequestUri,
         "uri" => Var::Uri,
         "request_method" => Var::RequestMethod,
+        "body" | "request_body" => Var::Body,
         _ => match name.strip_prefix("http_") {
             Some(h) if !h.is_empty() => Var::Header(h.replace('_', "-")),
             _ => return Err(TemplateError::UnknownVariable(name.to_owned())),
@@ -183,6 +188,7 @@ impl Var {
             Var::RequestUri => escaped(out, Some(hit.target()), delim),
             Var::Uri => escaped(out, Some(path(hit.target())), delim),
             Var::RequestMethod => escaped(out, Some(hit.method().as_bytes()), delim),
+            Var::Body => escaped(out, hit.body(), delim),
             Var::Header(name) => escaped(out, hit.header(name), delim),
         }
     }
@@ -245,6 +251,7 @@ mod tests {
         time: SystemTime,
         target: &'a [u8],
         headers: &'a [(&'a str, &'a [u8])],
+        body: Option<&'a [u8]>,
     }
 
     impl HitFields for Hit<'_> {
@@ -260,6 +267,9 @@ mod tests {
         fn remote_addr(&self) -> IpAddr {
             "127.0.0.1".parse().unwrap()
         }
+        fn body(&self) -> Option<&[u8]> {
+            self.body
+        }
         fn header(&self, name: &str) -> Option<&[u8]> {
             let found = self
                 .headers
@@ -274,6 +284,7 @@ mod tests {
             time: UNIX_EPOCH + Duration::from_millis(1_379_183_721_115),
             target,
             headers,
+            body: None,
         }
     }
 
@@ -319,6 +330,21 @@ mod tests {
             ),
             // The space after the user agent is its delimiter: escaped inside it.
             "curl/8\\x20\\x22x\\x22 http://a/b 127.0.0.1 GET /p"
+        );
+    }
+
+    #[test]
+    fn body_as_received_or_a_dash() {
+        let mut h = hit(b"/e?a=1", &[]);
+        assert_eq!(render("$args|$body", &h), "a=1|-");
+        h.body = Some(b"{\"k\":\"v|w\"}\n");
+        assert_eq!(
+            render("$args|$body", &h),
+            "a=1|{\\x22k\\x22:\\x22v|w\\x22}\\x0A"
+        );
+        assert_eq!(
+            render("$body|$args", &h),
+            "{\\x22k\\x22:\\x22v\\x7Cw\\x22}\\x0A|a=1"
         );
     }
 
