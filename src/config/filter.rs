@@ -1,0 +1,32 @@
+//! `[filter]`: bots and browser prefetches.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FilterConfig {
+    /// User agents on the bot list (and requests without one).
+    pub bots: FilterAction,
+    /// `Sec-Purpose: prefetch`, `Purpose: prefetch`, `X-Moz: prefetch`.
+    pub prefetch: FilterAction,
+}
+
+impl Default for FilterConfig {
+    fn default() -> Self {
+        FilterConfig {
+            bots: FilterAction::Drop,
+            prefetch: FilterAction::Drop,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FilterAction {
+    /// Answered, not recorded.
+    Drop,
+    /// Recorded; `$is_bot` / `$is_prefetch` say `1`.
+    Mark,
+    /// Recorded like any hit.
+    Keep,
+}

@@ -1,0 +1,83 @@
+//! Bots and browser prefetches: hits that are answered but are not a person's page view.
+//!
+//! The bot list is the `isbot` crate's: the patterns of the JavaScript `isbot` package
+//! (the list Umami and many others use), compiled into one regular expression. Its
+//! decision is cached with the rest of what a user agent says (see `enrich::ua`), so a
+//! repeated user agent costs a lookup, not a regex run.
+
+pub struct BotList {
+    bots: isbot::Bots,
+}
+
+impl Default for BotList {
+    fn default() -> Self {
+        BotList {
+            bots: isbot::Bots::default(),
+        }
+    }
+}
+
+impl std::fmt::Debug for BotList {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BotList")
+    }
+}
+
+impl BotList {
+    /// A request without a user agent (or with an empty one) is a program, not a browser.
+    pub fn is_bot(&self, user_agent: Option<&[u8]>) -> bool {
+        match user_agent.map(|ua| ua.trim_ascii()) {
+            None | Some(b"") => true,
+            Some(ua) => self.bots.is_bot(&String::from_utf8_lossy(ua)),
+        }
+    }
+}
+
+/// `Sec-Purpose: prefetch` (Chrome, also `prefetch;prerender`), `Purpose: prefetch`
+/// (older Chrome, Safari), `X-Moz: prefetch` (Firefox).
+pub fn is_prefetch(headers: &[httparse::Header<'_>]) -> bool {
+    headers.iter().any(|h| {
+        let prefetch = || {
+            h.value
+                .split(|&b| b == b';')
+                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"prefetch"))
+        };
+        (h.name.eq_ignore_ascii_case("sec-purpose")
+            || h.name.eq_ignore_ascii_case("purpose")
+            || h.name.eq_ignore_ascii_case("x-moz"))
+            && prefetch()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefetch_headers() {
+        let h = |name, value: &'static str| {
+            [httparse::Header {
+                name,
+                value: value.as_bytes(),
+            }]
+        };
+        assert!(is_prefetch(&h("Sec-Purpose", "prefetch")));
+        assert!(is_prefetch(&h("sec-purpose", "prefetch;prerender")));
+        assert!(is_prefetch(&h("Purpose", "prefetch")));
+        assert!(is_prefetch(&h("X-Moz", "prefetch")));
+        assert!(!is_prefetch(&h("X-Purpose", "preview")));
+        assert!(!is_prefetch(&h("Sec-Fetch-Dest", "image")));
+        assert!(!is_prefetch(&[]));
+    }
+
+    #[test]
+    fn no_user_agent_is_a_bot() {
+        let list = BotList::default();
+        assert!(list.is_bot(None));
+        assert!(list.is_bot(Some(b"  ")));
+        assert!(list.is_bot(Some(b"Googlebot/2.1 (+http://www.google.com/bot.html)")));
+        assert!(!list.is_bot(Some(
+            b"Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Firefox/133.0"
+        )));
+    }
+}
