@@ -28,6 +28,8 @@ pub struct RateLimiter {
     start: Instant,
     hasher: RandomState,
     shards: Vec<Mutex<Vec<Option<Slot>>>>,
+    /// `pixelpipe_rate_limit_addresses`: addresses tracked now.
+    tracked: metrics::Gauge,
 }
 
 impl RateLimiter {
@@ -40,6 +42,7 @@ impl RateLimiter {
             start: Instant::now(),
             hasher: RandomState::new(),
             shards: (0..SHARDS).map(|_| Mutex::new(vec![None; per_shard])).collect(),
+            tracked: metrics::gauge!("pixelpipe_rate_limit_addresses"),
         }
     }
 
@@ -63,6 +66,9 @@ impl RateLimiter {
             // A new address: the emptier choice is the fuller bucket (or no bucket).
             let level = |i: usize| shard[i].map_or(f64::INFINITY, |s| self.refill(s, t));
             let i = if level(b) > level(a) { b } else { a };
+            if shard[i].is_none() {
+                self.tracked.increment(1.0);
+            }
             shard[i] = Some(Slot {
                 key,
                 tokens: self.burst,
