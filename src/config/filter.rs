@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FilterConfig {
-    /// User agents on the bot list (and requests without one).
+    /// User agents on the bot list (the `isbot` crate's patterns).
     pub bots: FilterAction,
     /// `Sec-Purpose: prefetch`, `Purpose: prefetch`, `X-Moz: prefetch`.
     pub prefetch: FilterAction,

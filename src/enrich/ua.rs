@@ -92,7 +92,7 @@ mod tests {
         // The second time is the same allocation: a lookup, not a parse.
         assert!(Arc::ptr_eq(&f, &cache.facts(Some(ua))));
         let none = cache.facts(None);
-        assert!(none.is_bot);
+        assert!(!none.is_bot);
         assert_eq!(none.browser, None);
     }
 

@@ -24,10 +24,11 @@ impl std::fmt::Debug for BotList {
 }
 
 impl BotList {
-    /// A request without a user agent (or with an empty one) is a program, not a browser.
+    /// Whether `user_agent` is on the list. A request without one is not judged a bot:
+    /// the list names programs, and a missing header names nothing (as in `isbot`).
     pub fn is_bot(&self, user_agent: Option<&[u8]>) -> bool {
         match user_agent.map(|ua| ua.trim_ascii()) {
-            None | Some(b"") => true,
+            None | Some(b"") => false,
             Some(ua) => self.bots.is_bot(&String::from_utf8_lossy(ua)),
         }
     }
@@ -71,10 +72,10 @@ mod tests {
     }
 
     #[test]
-    fn no_user_agent_is_a_bot() {
+    fn the_list_decides() {
         let list = BotList::default();
-        assert!(list.is_bot(None));
-        assert!(list.is_bot(Some(b"  ")));
+        assert!(!list.is_bot(None));
+        assert!(!list.is_bot(Some(b"  ")));
         assert!(list.is_bot(Some(b"Googlebot/2.1 (+http://www.google.com/bot.html)")));
         assert!(!list.is_bot(Some(
             b"Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Firefox/133.0"

@@ -6,6 +6,7 @@
 
 mod counters;
 pub mod facts;
+mod setup;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -21,6 +22,7 @@ use crate::filter::{is_prefetch, BotList, RateLimiter};
 use crate::privacy::{salt, visitor, SaltBook, Signals, VisitorCookie};
 
 pub use facts::{Facts, Needs};
+pub use setup::{setup, SetupError};
 
 /// The configuration [`Who`] is made from.
 pub struct WhoConfig<'a> {
@@ -41,9 +43,10 @@ pub enum Skip {
 }
 
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // one per hit, on the stack: boxing would allocate
 pub enum Verdict {
     /// Record the hit with these facts.
-    Record(Box<Facts>),
+    Record(Facts),
     /// Answer it as a hit, write no record.
     Skip(Skip),
     /// Over its rate: `429` with `Retry-After` of this many seconds, no record.
@@ -133,12 +136,11 @@ impl Who {
         target: &[u8],
         headers: &[httparse::Header<'_>],
         time: SystemTime,
-        now: Instant,
     ) -> Verdict {
         let counters = counters::get();
         let client = self.proxies.client_addr(peer, headers);
         if let Some(rate) = &self.rate {
-            if let Err(wait) = rate.check(client, now) {
+            if let Err(wait) = rate.check(client, Instant::now()) {
                 counters.limited.increment(1);
                 return Verdict::Limited(crate::filter::rate::retry_after_secs(wait));
             }
@@ -196,7 +198,7 @@ impl Who {
         if let Some(c) = &self.campaign {
             facts.campaign = c.campaign(query(target), header(headers, "referer"));
         }
-        Verdict::Record(Box::new(facts))
+        Verdict::Record(facts)
     }
 
     /// The tracker's `site` parameter, else the `Host` header.
