@@ -21,23 +21,29 @@ pub struct UaFacts {
 
 const SHARDS: usize = 8;
 
+/// One shard: user agent → its facts, least recently used out.
+type Shard = Mutex<LruCache<Box<[u8]>, Arc<UaFacts>>>;
+
 /// A bounded cache of [`UaFacts`], shared by the workers (sharded to keep locks short).
 pub struct UaCache {
     bots: Option<BotList>,
     parse: bool,
     parser: woothee::parser::Parser,
-    shards: Vec<Mutex<LruCache<Box<[u8]>, Arc<UaFacts>>>>,
+    shards: Vec<Shard>,
 }
 
 impl UaCache {
     /// `bots`: decide `is_bot` (else it stays false); `parse`: fill the browser fields.
     pub fn new(bots: Option<BotList>, parse: bool, entries: usize) -> Self {
-        let per_shard = NonZeroUsize::new(entries.div_ceil(SHARDS).max(1)).unwrap_or(NonZeroUsize::MIN);
+        let per_shard =
+            NonZeroUsize::new(entries.div_ceil(SHARDS).max(1)).unwrap_or(NonZeroUsize::MIN);
         UaCache {
             bots,
             parse,
             parser: woothee::parser::Parser::new(),
-            shards: (0..SHARDS).map(|_| Mutex::new(LruCache::new(per_shard))).collect(),
+            shards: (0..SHARDS)
+                .map(|_| Mutex::new(LruCache::new(per_shard)))
+                .collect(),
         }
     }
 
@@ -65,7 +71,8 @@ impl UaCache {
         }
         let text = String::from_utf8_lossy(ua.unwrap_or_default());
         if let Some(r) = self.parser.parse(&text) {
-            let known = |s: &str| (s != woothee::woothee::VALUE_UNKNOWN && !s.is_empty()).then(|| s.into());
+            let known =
+                |s: &str| (s != woothee::woothee::VALUE_UNKNOWN && !s.is_empty()).then(|| s.into());
             facts.browser = known(r.name);
             facts.browser_version = known(r.version);
             facts.os = known(r.os);
@@ -135,9 +142,16 @@ mod corpus {
                     ),
                 ),
             };
-            let want = if cols[0] == "bot" { String::new() } else { cols[1..4].join("\t") };
+            let want = if cols[0] == "bot" {
+                String::new()
+            } else {
+                cols[1..4].join("\t")
+            };
             if !got.0 || got.1 != want {
-                wrong.push(format!("{ua}: is_bot={} got `{}` want `{want}`", f.is_bot, got.1));
+                wrong.push(format!(
+                    "{ua}: is_bot={} got `{}` want `{want}`",
+                    f.is_bot, got.1
+                ));
             }
         }
         assert!(wrong.is_empty(), "{}", wrong.join("\n"));

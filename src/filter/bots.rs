@@ -5,16 +5,9 @@
 //! decision is cached with the rest of what a user agent says (see `enrich::ua`), so a
 //! repeated user agent costs a lookup, not a regex run.
 
+#[derive(Default)]
 pub struct BotList {
     bots: isbot::Bots,
-}
-
-impl Default for BotList {
-    fn default() -> Self {
-        BotList {
-            bots: isbot::Bots::default(),
-        }
-    }
 }
 
 impl std::fmt::Debug for BotList {
