@@ -18,7 +18,11 @@ fn write_db(path: &std::path::Path, germany_city: &str) {
     w.insert(ip("203.0.113.0"), 24, &city("DE", "Germany", germany_city));
     w.insert(ip("203.0.113.128"), 25, &city("FR", "France", "Paris"));
     w.insert(ip("198.51.100.0"), 24, &city("JP", "Japan", ""));
-    w.insert(ip("2001:db8::"), 32, &city("NL", "Netherlands", "Amsterdam"));
+    w.insert(
+        ip("2001:db8::"),
+        32,
+        &city("NL", "Netherlands", "Amsterdam"),
+    );
     std::fs::write(path, w.to_bytes()).unwrap();
 }
 

@@ -94,7 +94,9 @@ fn all_bytes_under(dir: &Path) -> Vec<u8> {
 }
 
 fn contains(haystack: &[u8], needle: &str) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle.as_bytes())
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
 }
 
 #[test]
@@ -108,13 +110,23 @@ fn addresses_behind_trusted_proxies_are_anonymised() {
     );
     let xff = [("X-Forwarded-For", "6.6.6.6, 198.51.100.77")];
     assert_pixel(&get(s.addr, "/pixel.gif?n=1", &xff));
-    assert_pixel(&get(s.addr, "/pixel.gif?n=2", &[("X-Forwarded-For", "2001:db8:aa:bb::1")]));
+    assert_pixel(&get(
+        s.addr,
+        "/pixel.gif?n=2",
+        &[("X-Forwarded-For", "2001:db8:aa:bb::1")],
+    ));
     assert_pixel(&get(s.addr, "/pixel.gif?n=3", &[]));
     let got = records(&s, 3);
-    assert_eq!(got, ["198.51.100.0|n=1", "2001:db8:aa::|n=2", "127.0.0.0|n=3"]);
+    assert_eq!(
+        got,
+        ["198.51.100.0|n=1", "2001:db8:aa::|n=2", "127.0.0.0|n=3"]
+    );
     // The raw address is nowhere on disk.
     let disk = all_bytes_under(s.dir.path());
-    assert!(contains(&disk, "198.51.100.0|n=1"), "the log holds the records");
+    assert!(
+        contains(&disk, "198.51.100.0|n=1"),
+        "the log holds the records"
+    );
     assert!(!contains(&disk, "198.51.100.77"));
     assert!(!contains(&disk, "2001:db8:aa:bb"));
 
@@ -128,7 +140,11 @@ fn addresses_behind_trusted_proxies_are_anonymised() {
         "#,
     );
     assert_pixel(&get(s.addr, "/pixel.gif?n=4", &xff));
-    assert_pixel(&get(s.addr, "/pixel.gif?n=5", &[("Forwarded", "for=198.51.100.77")]));
+    assert_pixel(&get(
+        s.addr,
+        "/pixel.gif?n=5",
+        &[("Forwarded", "for=198.51.100.77")],
+    ));
     assert_eq!(records(&s, 2), ["127.0.0.1|n=4", "127.0.0.1|n=5"]);
 }
 
@@ -137,7 +153,11 @@ fn addresses_behind_trusted_proxies_are_anonymised() {
 fn wait_for_visitor(s: &Setup) -> usize {
     let mut sent = 0;
     wait_until("a visitor id in a record", Duration::from_secs(10), || {
-        assert_pixel(&get(s.addr, "/pixel.gif?warmup", &[("User-Agent", FIREFOX)]));
+        assert_pixel(&get(
+            s.addr,
+            "/pixel.gif?warmup",
+            &[("User-Agent", FIREFOX)],
+        ));
         sent += 1;
         let r = records(s, sent);
         !r.last().unwrap().starts_with('-')
@@ -167,15 +187,30 @@ fn visitor_ids_are_daily_hashes_agreed_in_redis() {
     hit("6", "198.51.100.7", FIREFOX, &[("DNT", "1")]);
     hit("7", "198.51.100.7", FIREFOX, &[("Sec-GPC", "1")]);
     let got = records(&s, warm + 7);
-    let ids: Vec<&str> = got[warm..].iter().map(|r| r.split('|').next().unwrap()).collect();
+    let ids: Vec<&str> = got[warm..]
+        .iter()
+        .map(|r| r.split('|').next().unwrap())
+        .collect();
     assert_eq!(ids[0].len(), 16, "{got:?}");
     assert_eq!(ids[0], ids[1], "one browser, one site, one day");
     assert_ne!(ids[0], ids[2], "another browser");
     assert_ne!(ids[0], ids[3], "another address (the full one: same /24)");
     assert_ne!(ids[0], ids[4], "another site");
-    assert_eq!(&ids[5..], ["-", "-"], "DNT and GPC: recorded without a visitor id");
-    assert_eq!(s.server.metric("pixelpipe_http_opt_out_total", "signal=\"dnt\""), 1.0);
-    assert_eq!(s.server.metric("pixelpipe_http_opt_out_total", "signal=\"gpc\""), 1.0);
+    assert_eq!(
+        &ids[5..],
+        ["-", "-"],
+        "DNT and GPC: recorded without a visitor id"
+    );
+    assert_eq!(
+        s.server
+            .metric("pixelpipe_http_opt_out_total", "signal=\"dnt\""),
+        1.0
+    );
+    assert_eq!(
+        s.server
+            .metric("pixelpipe_http_opt_out_total", "signal=\"gpc\""),
+        1.0
+    );
 
     // The day's salt is in Redis, expiring within 26 hours, and nowhere on disk.
     let keys: Vec<String> = redis::cmd("KEYS")
@@ -183,19 +218,33 @@ fn visitor_ids_are_daily_hashes_agreed_in_redis() {
         .query(&mut s.redis.conn())
         .unwrap();
     assert_eq!(keys.len(), 1, "{keys:?}");
-    let salt: String = redis::cmd("GET").arg(&keys[0]).query(&mut s.redis.conn()).unwrap();
-    let ttl: i64 = redis::cmd("TTL").arg(&keys[0]).query(&mut s.redis.conn()).unwrap();
+    let salt: String = redis::cmd("GET")
+        .arg(&keys[0])
+        .query(&mut s.redis.conn())
+        .unwrap();
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(&keys[0])
+        .query(&mut s.redis.conn())
+        .unwrap();
     assert!(ttl > 0 && ttl <= 26 * 3600, "TTL {ttl}");
     assert!(!contains(&all_bytes_under(s.dir.path()), &salt));
 
     // A second collector on the same Redis gives the same id to the same visitor.
     let Setup { redis, .. } = s;
     let other = setup_on(redis, config);
-    wait_until("the second collector's salt", Duration::from_secs(10), || {
-        assert_pixel(&get(other.addr, "/pixel.gif?n=8", &[("X-Forwarded-For", "198.51.100.7"), ("User-Agent", FIREFOX)]));
-        let r = other.redis.list_oldest_first("pixel");
-        r.last().unwrap().starts_with(ids[0])
-    });
+    wait_until(
+        "the second collector's salt",
+        Duration::from_secs(10),
+        || {
+            assert_pixel(&get(
+                other.addr,
+                "/pixel.gif?n=8",
+                &[("X-Forwarded-For", "198.51.100.7"), ("User-Agent", FIREFOX)],
+            ));
+            let r = other.redis.list_oldest_first("pixel");
+            r.last().unwrap().starts_with(ids[0])
+        },
+    );
 }
 
 #[test]
@@ -210,9 +259,18 @@ fn opted_out_hits_can_be_dropped() {
     assert_pixel(&get(s.addr, "/pixel.gif?gpc", &[("Sec-GPC", "1")]));
     assert_pixel(&get(s.addr, "/pixel.gif?dnt", &[("DNT", "1")]));
     assert_pixel(&get(s.addr, "/pixel.gif?plain", &[]));
-    assert_eq!(records(&s, 2).iter().map(|r| r.split(',').nth(1).unwrap()).collect::<Vec<_>>(), ["dnt", "plain"]);
     assert_eq!(
-        s.server.metric("pixelpipe_http_opt_out_total", "signal=\"gpc\",action=\"drop\""),
+        records(&s, 2)
+            .iter()
+            .map(|r| r.split(',').nth(1).unwrap())
+            .collect::<Vec<_>>(),
+        ["dnt", "plain"]
+    );
+    assert_eq!(
+        s.server.metric(
+            "pixelpipe_http_opt_out_total",
+            "signal=\"gpc\",action=\"drop\""
+        ),
         1.0
     );
 }
@@ -235,14 +293,26 @@ fn bots_and_prefetches_are_answered_not_recorded() {
     let corpus = corpus();
     let mut browsers = Vec::new();
     for (i, (kind, ua)) in corpus.iter().enumerate() {
-        assert_pixel(&get(s.addr, &format!("/pixel.gif?i={i}"), &[("User-Agent", ua)]));
+        assert_pixel(&get(
+            s.addr,
+            &format!("/pixel.gif?i={i}"),
+            &[("User-Agent", ua)],
+        ));
         if kind == "browser" {
             browsers.push(format!("i={i}"));
         }
     }
     let bots = corpus.len() - browsers.len();
-    for (name, value) in [("Sec-Purpose", "prefetch"), ("Purpose", "prefetch"), ("X-Moz", "prefetch")] {
-        assert_pixel(&get(s.addr, "/pixel.gif?prefetch", &[(name, value), ("User-Agent", FIREFOX)]));
+    for (name, value) in [
+        ("Sec-Purpose", "prefetch"),
+        ("Purpose", "prefetch"),
+        ("X-Moz", "prefetch"),
+    ] {
+        assert_pixel(&get(
+            s.addr,
+            "/pixel.gif?prefetch",
+            &[(name, value), ("User-Agent", FIREFOX)],
+        ));
     }
     assert_pixel(&get(s.addr, "/pixel.gif?last", &[("User-Agent", FIREFOX)]));
     browsers.push("last".into());
@@ -251,14 +321,27 @@ fn bots_and_prefetches_are_answered_not_recorded() {
         .map(|r| r.split_once(',').unwrap().1.to_owned())
         .collect();
     assert_eq!(got, browsers);
-    assert_eq!(s.server.metric("pixelpipe_http_filtered_total", "reason=\"bot\""), bots as f64);
-    assert_eq!(s.server.metric("pixelpipe_http_filtered_total", "reason=\"prefetch\""), 3.0);
+    assert_eq!(
+        s.server
+            .metric("pixelpipe_http_filtered_total", "reason=\"bot\""),
+        bots as f64
+    );
+    assert_eq!(
+        s.server
+            .metric("pixelpipe_http_filtered_total", "reason=\"prefetch\""),
+        3.0
+    );
 
     // A real headless Chromium is a bot too.
     let chromium = require("chromium", "chromium");
     let profile = s.dir.path().join("chromium");
     let status = Command::new(chromium)
-        .args(["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"])
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+        ])
         .arg(format!("--user-data-dir={}", profile.display()))
         .arg("--dump-dom")
         .arg(format!("http://{}/pixel.gif?chromium", s.addr))
@@ -268,7 +351,9 @@ fn bots_and_prefetches_are_answered_not_recorded() {
         .expect("running chromium");
     assert!(status.success());
     wait_until("chromium's hit counted", Duration::from_secs(10), || {
-        s.server.metric("pixelpipe_http_filtered_total", "reason=\"bot\"") == bots as f64 + 1.0
+        s.server
+            .metric("pixelpipe_http_filtered_total", "reason=\"bot\"")
+            == bots as f64 + 1.0
     });
     assert_eq!(s.redis.llen("pixel"), browsers.len());
 }
@@ -284,11 +369,26 @@ fn bots_and_prefetches_can_be_marked() {
         prefetch = "mark"
         "#,
     );
-    assert_pixel(&get(s.addr, "/pixel.gif?a", &[("User-Agent", "Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)")]));
-    assert_pixel(&get(s.addr, "/pixel.gif?b", &[("User-Agent", FIREFOX), ("Sec-Purpose", "prefetch")]));
+    assert_pixel(&get(
+        s.addr,
+        "/pixel.gif?a",
+        &[(
+            "User-Agent",
+            "Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)",
+        )],
+    ));
+    assert_pixel(&get(
+        s.addr,
+        "/pixel.gif?b",
+        &[("User-Agent", FIREFOX), ("Sec-Purpose", "prefetch")],
+    ));
     assert_pixel(&get(s.addr, "/pixel.gif?c", &[("User-Agent", FIREFOX)]));
     assert_eq!(records(&s, 3), ["1|0|a", "0|1|b", "0|0|c"]);
-    assert_eq!(s.server.metric("pixelpipe_http_marked_total", "reason=\"bot\""), 1.0);
+    assert_eq!(
+        s.server
+            .metric("pixelpipe_http_marked_total", "reason=\"bot\""),
+        1.0
+    );
 }
 
 #[test]
@@ -343,7 +443,8 @@ fn rate_limit_memory_is_bounded_with_100k_addresses() {
     assert_eq!(r.status, 429, "{}", r.head);
     assert_eq!(r.header("retry-after"), Some("1"));
     assert_eq!(
-        s.server.metric("pixelpipe_http_rejected_total", "reason=\"rate_limited\""),
+        s.server
+            .metric("pixelpipe_http_rejected_total", "reason=\"rate_limited\""),
         1.0
     );
     let all = records(&s, N as usize + 2);
@@ -372,22 +473,41 @@ fn opt_in_cookie_is_the_visitor() {
         .unwrap()
         .to_owned();
     assert_eq!(value.len(), 32);
-    assert!(set.contains("Max-Age=2592000") && set.contains("HttpOnly") && set.contains("SameSite=Lax"), "{set}");
+    assert!(
+        set.contains("Max-Age=2592000") && set.contains("HttpOnly") && set.contains("SameSite=Lax"),
+        "{set}"
+    );
     let cookie = format!("vid={value}");
     let again = get(s.addr, "/pixel.gif?n=2", &[("Cookie", &cookie)]);
     assert_eq!(again.header("set-cookie"), None);
     let dnt = get(s.addr, "/pixel.gif?n=3", &[("DNT", "1")]);
-    assert_eq!(dnt.header("set-cookie"), None, "no cookie for an opted-out visitor");
+    assert_eq!(
+        dnt.header("set-cookie"),
+        None,
+        "no cookie for an opted-out visitor"
+    );
     assert_eq!(
         records(&s, 3),
-        [format!("{value}|n=1"), format!("{value}|n=2"), "-|n=3".to_owned()]
+        [
+            format!("{value}|n=1"),
+            format!("{value}|n=2"),
+            "-|n=3".to_owned()
+        ]
     );
 }
 
 fn write_geo_db(path: &Path, city: &str) {
     let mut w = mmdb::MmdbWriter::new();
-    w.insert("203.0.113.0".parse().unwrap(), 24, &mmdb::city("DE", "Germany", city));
-    w.insert("2001:db8::".parse().unwrap(), 32, &mmdb::city("NL", "Netherlands", "Amsterdam"));
+    w.insert(
+        "203.0.113.0".parse().unwrap(),
+        24,
+        &mmdb::city("DE", "Germany", city),
+    );
+    w.insert(
+        "2001:db8::".parse().unwrap(),
+        32,
+        &mmdb::city("NL", "Netherlands", "Amsterdam"),
+    );
     // Written aside and renamed, as a database updater does.
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, w.to_bytes()).unwrap();
@@ -410,7 +530,11 @@ fn user_agent_and_geo_enrichment_reloaded_on_sighup() {
         db.display()
     ));
     let hit = |ip: &str, ua: &str| {
-        assert_pixel(&get(s.addr, "/pixel.gif", &[("X-Forwarded-For", ip), ("User-Agent", ua)]));
+        assert_pixel(&get(
+            s.addr,
+            "/pixel.gif",
+            &[("X-Forwarded-For", ip), ("User-Agent", ua)],
+        ));
     };
     hit("203.0.113.9", FIREFOX);
     hit("2001:db8::5", "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1");
@@ -427,7 +551,11 @@ fn user_agent_and_geo_enrichment_reloaded_on_sighup() {
     s.server.signal("HUP");
     wait_until("the reloaded database", Duration::from_secs(10), || {
         hit("203.0.113.9", FIREFOX);
-        s.redis.list_oldest_first("pixel").last().unwrap().starts_with("DE|Hamburg|")
+        s.redis
+            .list_oldest_first("pixel")
+            .last()
+            .unwrap()
+            .starts_with("DE|Hamburg|")
     });
 
     // No database at that path: `-` and a warning at start.
@@ -437,7 +565,11 @@ fn user_agent_and_geo_enrichment_reloaded_on_sighup() {
     ));
     assert_pixel(&get(s.addr, "/pixel.gif?a", &[]));
     assert_eq!(records(&s, 1), ["-|a"]);
-    assert!(s.server.stderr().contains("no GeoIP database"), "{}", s.server.stderr());
+    assert!(
+        s.server.stderr().contains("no GeoIP database"),
+        "{}",
+        s.server.stderr()
+    );
 }
 
 #[test]

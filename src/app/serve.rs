@@ -21,6 +21,8 @@ pub enum ServeError {
     Analytics(redis::RedisError),
     #[error(transparent)]
     Http(#[from] HttpError),
+    #[error(transparent)]
+    Who(#[from] crate::who::SetupError),
     #[error("cannot listen on {address} (admin): {source}")]
     Admin {
         address: SocketAddr,
@@ -49,7 +51,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             address: config.admin_listen,
             source,
         })?;
-    let server = HttpServer::start(&config.http, pipeline.log.clone(), stopped)?;
+    // The privacy step of every hit, with its salt keeper and GeoIP reloads.
+    let who = crate::who::setup(&config, stopped.clone())?;
+    let server = HttpServer::start(&config.http, who, pipeline.log.clone(), stopped)?;
     tracing::info!(
         listen = %server.local_addr,
         path = %config.http.path,

@@ -48,7 +48,10 @@ mod tests {
     fn defaults_cut_to_24_and_48() {
         let a = Anonymizer::new(24, 48);
         assert_eq!(anon(a, "203.0.113.197"), "203.0.113.0");
-        assert_eq!(anon(a, "2001:db8:85a3:8d3:1319:8a2e:370:7348"), "2001:db8:85a3::");
+        assert_eq!(
+            anon(a, "2001:db8:85a3:8d3:1319:8a2e:370:7348"),
+            "2001:db8:85a3::"
+        );
         assert_eq!(anon(a, "::ffff:198.51.100.42"), "198.51.100.0");
     }
 
@@ -56,7 +59,10 @@ mod tests {
     fn other_prefixes_and_off() {
         assert_eq!(anon(Anonymizer::new(16, 32), "203.0.113.197"), "203.0.0.0");
         assert_eq!(anon(Anonymizer::new(0, 0), "2001:db8::1"), "::");
-        assert_eq!(anon(Anonymizer::new(32, 128), "203.0.113.197"), "203.0.113.197");
+        assert_eq!(
+            anon(Anonymizer::new(32, 128), "203.0.113.197"),
+            "203.0.113.197"
+        );
         assert_eq!(anon(Anonymizer::OFF, "203.0.113.197"), "203.0.113.197");
     }
 }

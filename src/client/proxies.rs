@@ -55,7 +55,11 @@ impl TrustedProxies {
         };
         let mut addr = peer;
         // Several headers of one name are one list, in order: walk them from the last.
-        for h in headers.iter().rev().filter(|h| h.name.eq_ignore_ascii_case(name)) {
+        for h in headers
+            .iter()
+            .rev()
+            .filter(|h| h.name.eq_ignore_ascii_case(name))
+        {
             for entry in h.value.rsplit(|&b| b == b',') {
                 let entry = entry.trim_ascii();
                 if entry.is_empty() {
@@ -130,9 +134,15 @@ mod tests {
     #[test]
     fn untrusted_peer_header_changes_nothing() {
         let none = proxies(&[], "X-Forwarded-For");
-        assert_eq!(addr(&none, "203.0.113.9", &[("X-Forwarded-For", "1.2.3.4")]), "203.0.113.9");
+        assert_eq!(
+            addr(&none, "203.0.113.9", &[("X-Forwarded-For", "1.2.3.4")]),
+            "203.0.113.9"
+        );
         let some = proxies(&["10.0.0.0/8"], "X-Forwarded-For");
-        assert_eq!(addr(&some, "203.0.113.9", &[("X-Forwarded-For", "1.2.3.4")]), "203.0.113.9");
+        assert_eq!(
+            addr(&some, "203.0.113.9", &[("X-Forwarded-For", "1.2.3.4")]),
+            "203.0.113.9"
+        );
     }
 
     #[test]
@@ -142,26 +152,54 @@ mod tests {
         let h = [("X-Forwarded-For", "6.6.6.6, 198.51.100.7, 10.0.0.2")];
         assert_eq!(addr(&p, "10.0.0.1", &h), "198.51.100.7");
         // Two headers are one list.
-        let h = [("X-Forwarded-For", "6.6.6.6"), ("x-forwarded-for", "198.51.100.7, 192.168.1.1")];
+        let h = [
+            ("X-Forwarded-For", "6.6.6.6"),
+            ("x-forwarded-for", "198.51.100.7, 192.168.1.1"),
+        ];
         assert_eq!(addr(&p, "10.0.0.1", &h), "198.51.100.7");
         // All trusted: the left-most.
-        assert_eq!(addr(&p, "10.0.0.1", &[("X-Forwarded-For", "10.9.9.9, 10.0.0.2")]), "10.9.9.9");
+        assert_eq!(
+            addr(&p, "10.0.0.1", &[("X-Forwarded-For", "10.9.9.9, 10.0.0.2")]),
+            "10.9.9.9"
+        );
         // Garbage stops the walk at the last trusted address.
-        assert_eq!(addr(&p, "10.0.0.1", &[("X-Forwarded-For", "unknown, 10.0.0.2")]), "10.0.0.2");
+        assert_eq!(
+            addr(&p, "10.0.0.1", &[("X-Forwarded-For", "unknown, 10.0.0.2")]),
+            "10.0.0.2"
+        );
         // No header: the peer.
         assert_eq!(addr(&p, "10.0.0.1", &[]), "10.0.0.1");
         // Ports, brackets, mapped addresses.
-        assert_eq!(addr(&p, "::ffff:10.0.0.1", &[("X-Forwarded-For", "198.51.100.7:443")]), "198.51.100.7");
-        assert_eq!(addr(&p, "10.0.0.1", &[("X-Forwarded-For", "[2001:db8::1]:80")]), "2001:db8::1");
-        assert_eq!(addr(&p, "10.0.0.1", &[("X-Forwarded-For", "2001:db8::2")]), "2001:db8::2");
+        assert_eq!(
+            addr(
+                &p,
+                "::ffff:10.0.0.1",
+                &[("X-Forwarded-For", "198.51.100.7:443")]
+            ),
+            "198.51.100.7"
+        );
+        assert_eq!(
+            addr(&p, "10.0.0.1", &[("X-Forwarded-For", "[2001:db8::1]:80")]),
+            "2001:db8::1"
+        );
+        assert_eq!(
+            addr(&p, "10.0.0.1", &[("X-Forwarded-For", "2001:db8::2")]),
+            "2001:db8::2"
+        );
     }
 
     #[test]
     fn only_the_configured_header_counts() {
         let p = proxies(&["10.0.0.0/8"], "X-Forwarded-For");
-        assert_eq!(addr(&p, "10.0.0.1", &[("Forwarded", "for=1.2.3.4")]), "10.0.0.1");
+        assert_eq!(
+            addr(&p, "10.0.0.1", &[("Forwarded", "for=1.2.3.4")]),
+            "10.0.0.1"
+        );
         let p = proxies(&["10.0.0.0/8"], "Forwarded");
-        assert_eq!(addr(&p, "10.0.0.1", &[("X-Forwarded-For", "1.2.3.4")]), "10.0.0.1");
+        assert_eq!(
+            addr(&p, "10.0.0.1", &[("X-Forwarded-For", "1.2.3.4")]),
+            "10.0.0.1"
+        );
     }
 
     #[test]

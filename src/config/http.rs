@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::client::Cidr;
+
 /// The pixel endpoint (`pixelpipe serve`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -30,6 +32,10 @@ pub struct HttpConfig {
     pub max_connections: usize,
     /// Threads that accept and serve; 0 means one per core.
     pub workers: usize,
+    /// Peers whose `real_ip_header` is believed (CIDR list); none by default.
+    pub trusted_proxies: Vec<Cidr>,
+    /// `X-Forwarded-For` (or `X-Real-IP`…: a list of addresses), or `Forwarded` (RFC 7239).
+    pub real_ip_header: String,
 }
 
 impl Default for HttpConfig {
@@ -45,6 +51,8 @@ impl Default for HttpConfig {
             idle_timeout: Duration::from_secs(60),
             max_connections: 10_000,
             workers: 0,
+            trusted_proxies: Vec::new(),
+            real_ip_header: "X-Forwarded-For".into(),
         }
     }
 }

@@ -35,13 +35,22 @@ impl LimitsConfig {
     pub fn validate(&self) -> Result<(), super::ConfigError> {
         if let Some(l) = &self.per_ip {
             if !(l.rate.is_finite() && l.rate > 0.0) {
-                return Err(super::ConfigError::invalid("limits.per_ip.rate", "must be > 0"));
+                return Err(super::ConfigError::invalid(
+                    "limits.per_ip.rate",
+                    "must be > 0",
+                ));
             }
             if l.burst == 0 {
-                return Err(super::ConfigError::invalid("limits.per_ip.burst", "must be > 0"));
+                return Err(super::ConfigError::invalid(
+                    "limits.per_ip.burst",
+                    "must be > 0",
+                ));
             }
             if l.max_addresses < 2 {
-                return Err(super::ConfigError::invalid("limits.per_ip.max_addresses", "must be at least 2"));
+                return Err(super::ConfigError::invalid(
+                    "limits.per_ip.max_addresses",
+                    "must be at least 2",
+                ));
             }
         }
         Ok(())

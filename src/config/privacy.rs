@@ -136,7 +136,9 @@ impl TryFrom<String> for CookieName {
         if !s.is_empty() && s.bytes().all(token) {
             Ok(CookieName(s))
         } else {
-            Err(format!("`{s}` is not a cookie name (letters, digits, !#$%&'*+-.^_`|~)"))
+            Err(format!(
+                "`{s}` is not a cookie name (letters, digits, !#$%&'*+-.^_`|~)"
+            ))
         }
     }
 }
@@ -157,8 +159,15 @@ impl PrivacyConfig {
                 ));
             }
             if let Some(d) = &c.domain {
-                if d.is_empty() || !d.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-') {
-                    return Err(super::ConfigError::invalid("privacy.cookie.domain", "must be a host name"));
+                if d.is_empty()
+                    || !d
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+                {
+                    return Err(super::ConfigError::invalid(
+                        "privacy.cookie.domain",
+                        "must be a host name",
+                    ));
                 }
             }
         }

@@ -88,7 +88,9 @@ mod tests {
     #[test]
     fn from_the_page_url_param_and_header() {
         let c = params().campaign(
-            Some(b"url=https%3A%2F%2Fexample.com%2F%3Futm_source%3Dnewsletter%26utm_medium%3Demail"),
+            Some(
+                b"url=https%3A%2F%2Fexample.com%2F%3Futm_source%3Dnewsletter%26utm_medium%3Demail",
+            ),
             Some(b"https://WWW.Google.com:443/search?q=x"),
         );
         assert_eq!(c.referrer_host.as_deref(), Some("www.google.com"));
@@ -100,7 +102,10 @@ mod tests {
     #[test]
     fn nothing_and_garbage() {
         assert_eq!(params().campaign(None, None), Campaign::default());
-        let c = params().campaign(Some(b"ref=javascript:alert(1)&utm_source="), Some(b"\xff\xfe"));
+        let c = params().campaign(
+            Some(b"ref=javascript:alert(1)&utm_source="),
+            Some(b"\xff\xfe"),
+        );
         assert_eq!(c, Campaign::default());
     }
 }

@@ -53,11 +53,19 @@ impl GeoDb {
     }
 
     pub fn is_loaded(&self) -> bool {
-        self.reader.read().unwrap_or_else(|e| e.into_inner()).is_some()
+        self.reader
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
     }
 
     pub fn lookup(&self, ip: IpAddr) -> GeoFacts {
-        let Some(reader) = self.reader.read().unwrap_or_else(|e| e.into_inner()).clone() else {
+        let Some(reader) = self
+            .reader
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        else {
             return GeoFacts::default();
         };
         let city: Option<geoip2::City<'_>> = reader

@@ -41,7 +41,9 @@ impl RateLimiter {
             burst: f64::from(burst),
             start: Instant::now(),
             hasher: RandomState::new(),
-            shards: (0..SHARDS).map(|_| Mutex::new(vec![None; per_shard])).collect(),
+            shards: (0..SHARDS)
+                .map(|_| Mutex::new(vec![None; per_shard]))
+                .collect(),
             tracked: metrics::gauge!("pixelpipe_rate_limit_addresses"),
         }
     }
@@ -76,11 +78,14 @@ impl RateLimiter {
             });
             i
         };
-        let slot = shard[i].as_mut().expect("the slot was just found or filled");
+        let slot = shard[i]
+            .as_mut()
+            .expect("the slot was just found or filled");
         slot.tokens = self.refill(*slot, t);
         slot.at = t;
-        if slot.tokens >= 1.0 {
-            slot.tokens -= 1.0;
+        // A hair under one token is one: seconds as floats do not add up exactly.
+        if slot.tokens >= 1.0 - 1e-9 {
+            slot.tokens = (slot.tokens - 1.0).max(0.0);
             Ok(())
         } else {
             Err(Duration::from_secs_f64((1.0 - slot.tokens) / self.rate))
@@ -95,13 +100,23 @@ impl RateLimiter {
     pub fn tracked(&self) -> usize {
         self.shards
             .iter()
-            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).iter().flatten().count())
+            .map(|s| {
+                s.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .iter()
+                    .flatten()
+                    .count()
+            })
             .sum()
     }
 
     /// The most addresses the table can hold.
     pub fn capacity(&self) -> usize {
-        self.shards.len() * self.shards[0].lock().unwrap_or_else(|e| e.into_inner()).len()
+        self.shards.len()
+            * self.shards[0]
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .len()
     }
 }
 

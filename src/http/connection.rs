@@ -15,7 +15,9 @@ use super::response::Reply;
 use super::Endpoint;
 use crate::log::{Appender, LogError, Ticket};
 use crate::metrics::metrics;
+use crate::privacy::VisitorId;
 use crate::template::http::Hit;
+use crate::who::Verdict;
 
 pub async fn serve(
     stream: TcpStream,
@@ -85,8 +87,9 @@ struct Connection {
     out: Vec<u8>,
     /// Scratch space for rendering one record.
     record: Vec<u8>,
-    /// Each answer, whether it has a body, and for hits the ticket its 200 waits for.
-    answers: Vec<(Reply, bool, Option<Ticket>)>,
+    /// Each answer, whether it has a body, for hits the ticket its 200 waits for, and a
+    /// new visitor cookie to set.
+    answers: Vec<(Reply, bool, Option<Ticket>, Option<VisitorId>)>,
     /// When the first byte of the request being read arrived: the header timeout runs
     /// from there, so a client trickling a byte at a time cannot hold the connection.
     request_started: Option<Instant>,
@@ -107,7 +110,7 @@ impl Connection {
                         end = End::Close;
                     }
                     let head = req.method == "HEAD";
-                    let (reply, ticket) = route(
+                    let (reply, ticket, cookie) = route(
                         &req,
                         self.peer,
                         now,
@@ -115,12 +118,12 @@ impl Connection {
                         &self.appender,
                         &mut self.record,
                     );
-                    self.answers.push((reply, !head, ticket));
+                    self.answers.push((reply, !head, ticket, cookie));
                 }
                 Parsed::Partial => break,
                 Parsed::Invalid(reply) => {
                     count_rejected(reply);
-                    self.answers.push((reply, true, None));
+                    self.answers.push((reply, true, None, None));
                     end = End::Invalid;
                 }
             }
@@ -136,7 +139,8 @@ impl Connection {
     /// not be), then writes every answer with one write.
     async fn write_answers(&mut self, end: End, now: SystemTime) -> std::io::Result<()> {
         let mut hits = 0;
-        for (i, (reply, with_body, ticket)) in self.answers.drain(..).enumerate() {
+        let mut extra = Vec::new();
+        for (i, (reply, with_body, ticket, cookie)) in self.answers.drain(..).enumerate() {
             let reply = match ticket {
                 Some(t) => match t.wait().await {
                     Ok(()) => {
@@ -153,7 +157,12 @@ impl Connection {
                 },
                 None => reply,
             };
-            reply.write(&mut self.out, end == End::KeepAlive, with_body, now);
+            extra.clear();
+            if let (Reply::Pixel, Some(id), Some(c)) = (reply, cookie, self.endpoint.who.cookie()) {
+                c.write_header(&id, &mut extra);
+            }
+            let keep_alive = end == End::KeepAlive;
+            reply.write_with(&mut self.out, keep_alive, with_body, now, &extra);
         }
         metrics().hits.increment(hits);
         let written = self.stream.write_all(&self.out).await;
@@ -220,7 +229,8 @@ async fn linger(stream: &mut TcpStream, buf: &mut Vec<u8>) {
     }
 }
 
-/// Decides the answer to one request; for a pixel hit, renders and appends its record.
+/// Decides the answer to one request; for a pixel hit, renders and appends its record,
+/// and says which new visitor cookie the answer sets.
 fn route(
     req: &Request<'_, '_>,
     peer: SocketAddr,
@@ -228,37 +238,47 @@ fn route(
     endpoint: &Endpoint,
     appender: &Appender,
     record: &mut Vec<u8>,
-) -> (Reply, Option<Ticket>) {
+) -> (Reply, Option<Ticket>, Option<VisitorId>) {
     let path = match req.target.iter().position(|&b| b == b'?') {
         Some(i) => &req.target[..i],
         None => req.target,
     };
     if path != endpoint.path.as_bytes() {
         metrics().rejected_not_found.increment(1);
-        return (Reply::NotFound, None);
+        return (Reply::NotFound, None, None);
     }
     if req.method != "GET" && req.method != "HEAD" {
         metrics().rejected_method.increment(1);
-        return (Reply::MethodNotAllowed, None);
+        return (Reply::MethodNotAllowed, None, None);
     }
+    // Who sent it: proxies, rate limit, bots, consent, visitor id, enrichment.
+    let facts = match endpoint.who.judge(peer.ip(), req.target, req.headers, now) {
+        Verdict::Record(facts) => facts,
+        Verdict::Skip(_) => return (Reply::Pixel, None, None),
+        Verdict::Limited(secs) => {
+            let secs = u32::try_from(secs).unwrap_or(u32::MAX);
+            return (Reply::TooManyRequests(secs), None, None);
+        }
+    };
     let hit = Hit {
         time: now,
         method: req.method,
         target: req.target,
-        remote_addr: peer.ip(),
+        remote_addr: facts.remote_addr,
         headers: req.headers,
+        facts: &facts,
     };
     record.clear();
     endpoint.template.render(&hit, record);
     match appender.append(&endpoint.key, record) {
-        Ok(ticket) => (Reply::Pixel, Some(ticket)),
+        Ok(ticket) => (Reply::Pixel, Some(ticket), facts.new_cookie),
         Err(LogError::Full { .. }) => {
             metrics().rejected_log_full.increment(1);
-            (Reply::ServiceUnavailable, None)
+            (Reply::ServiceUnavailable, None, None)
         }
         Err(_) => {
             metrics().rejected_log_error.increment(1);
-            (Reply::ServiceUnavailable, None)
+            (Reply::ServiceUnavailable, None, None)
         }
     }
 }

@@ -46,6 +46,8 @@ pub struct Endpoint {
     pub limits: request::Limits,
     pub header_timeout: Duration,
     pub idle_timeout: Duration,
+    /// The privacy step every hit goes through.
+    pub who: crate::who::Who,
 }
 
 pub struct HttpServer {
@@ -58,6 +60,7 @@ impl HttpServer {
     /// turns true, and end once their in-flight requests are answered.
     pub fn start(
         config: &HttpConfig,
+        who: crate::who::Who,
         log: Arc<Log>,
         shutdown: watch::Receiver<bool>,
     ) -> Result<HttpServer, HttpError> {
@@ -71,6 +74,7 @@ impl HttpServer {
             },
             header_timeout: config.header_timeout,
             idle_timeout: config.idle_timeout,
+            who,
         });
         let workers = match config.workers {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),

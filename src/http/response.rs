@@ -30,6 +30,8 @@ pub enum Reply {
     HeaderTooLarge,
     NotImplemented,
     ServiceUnavailable,
+    /// 429: over the per-address rate; retry after this many seconds.
+    TooManyRequests(u32),
 }
 
 impl Reply {
@@ -45,6 +47,7 @@ impl Reply {
             Reply::HeaderTooLarge => b"HTTP/1.1 431 Request Header Fields Too Large\r\n",
             Reply::NotImplemented => b"HTTP/1.1 501 Not Implemented\r\n",
             Reply::ServiceUnavailable => b"HTTP/1.1 503 Service Unavailable\r\n",
+            Reply::TooManyRequests(_) => b"HTTP/1.1 429 Too Many Requests\r\n",
         }
     }
 
@@ -60,12 +63,26 @@ impl Reply {
             Reply::HeaderTooLarge => b"request header too large\n",
             Reply::NotImplemented => b"not implemented\n",
             Reply::ServiceUnavailable => b"unavailable: the local log is full or failing\n",
+            Reply::TooManyRequests(_) => b"too many requests\n",
         }
     }
 
     /// Appends the whole response to `out`; `with_body` is false for `HEAD`; `now` is the
     /// time for the `Date` header.
     pub fn write(self, out: &mut Vec<u8>, keep_alive: bool, with_body: bool, now: SystemTime) {
+        self.write_with(out, keep_alive, with_body, now, b"");
+    }
+
+    /// As [`Reply::write`], with `extra` header lines (each ending in CRLF), e.g. a
+    /// `Set-Cookie`.
+    pub fn write_with(
+        self,
+        out: &mut Vec<u8>,
+        keep_alive: bool,
+        with_body: bool,
+        now: SystemTime,
+        extra: &[u8],
+    ) {
         out.extend_from_slice(self.status_line());
         out.extend_from_slice(b"Server: pixelpipe\r\nDate: ");
         with_date(now, |d| out.extend_from_slice(d));
@@ -85,8 +102,14 @@ impl Reply {
                 if self == Reply::ServiceUnavailable {
                     out.extend_from_slice(b"Retry-After: 1\r\n");
                 }
+                if let Reply::TooManyRequests(secs) = self {
+                    out.extend_from_slice(b"Retry-After: ");
+                    out.extend_from_slice(itoa::Buffer::new().format(secs).as_bytes());
+                    out.extend_from_slice(b"\r\n");
+                }
             }
         }
+        out.extend_from_slice(extra);
         out.extend_from_slice(if keep_alive {
             b"Connection: keep-alive\r\n\r\n".as_slice()
         } else {

@@ -26,7 +26,8 @@ const RETRY: Duration = Duration::from_secs(10);
 
 /// Days since the Unix epoch, UTC.
 pub fn day_of(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() / DAY)
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() / DAY)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,7 +113,12 @@ pub struct SaltKeeper {
 }
 
 impl SaltKeeper {
-    pub fn new(book: Arc<SaltBook>, client: redis::Client, prefix: String, timeout: Duration) -> Self {
+    pub fn new(
+        book: Arc<SaltBook>,
+        client: redis::Client,
+        prefix: String,
+        timeout: Duration,
+    ) -> Self {
         SaltKeeper {
             book,
             client,
@@ -208,7 +214,12 @@ impl SaltKeeper {
     }
 
     /// `SET key offer NX EX …` then `GET key`: the salt everybody uses for `day`.
-    async fn agree(&self, day: u64, offer: [u8; 16], expires_in: u64) -> Result<[u8; 16], SaltError> {
+    async fn agree(
+        &self,
+        day: u64,
+        offer: [u8; 16],
+        expires_in: u64,
+    ) -> Result<[u8; 16], SaltError> {
         let mut conn = self.client.get_multiplexed_async_connection().await?;
         let key = format!("{}{}", self.prefix, day_name(day));
         let (held,): (Option<String>,) = redis::pipe()

@@ -74,7 +74,12 @@ mod tests {
     use super::*;
 
     fn id(salt: u8, addr: &str, ua: &str, site: &str) -> String {
-        let v = hashed(&[salt; 16], addr.parse().unwrap(), ua.as_bytes(), site.as_bytes());
+        let v = hashed(
+            &[salt; 16],
+            addr.parse().unwrap(),
+            ua.as_bytes(),
+            site.as_bytes(),
+        );
         String::from_utf8(v.as_bytes().to_vec()).unwrap()
     }
 
@@ -85,8 +90,16 @@ mod tests {
         assert!(a.bytes().all(|b| b.is_ascii_hexdigit()));
         assert_eq!(a, id(1, "203.0.113.9", "Firefox", "example.com"));
         assert_eq!(a, id(1, "::ffff:203.0.113.9", "Firefox", "example.com"));
-        assert_ne!(a, id(2, "203.0.113.9", "Firefox", "example.com"), "another day");
-        assert_ne!(a, id(1, "203.0.113.10", "Firefox", "example.com"), "the full address counts");
+        assert_ne!(
+            a,
+            id(2, "203.0.113.9", "Firefox", "example.com"),
+            "another day"
+        );
+        assert_ne!(
+            a,
+            id(1, "203.0.113.10", "Firefox", "example.com"),
+            "the full address counts"
+        );
         assert_ne!(a, id(1, "203.0.113.9", "Chrome", "example.com"));
         assert_ne!(a, id(1, "203.0.113.9", "Firefox", "example.org"));
         // The length prefixes keep the boundary between the parts.
@@ -110,6 +123,9 @@ mod tests {
         assert_ne!(VisitorId::random(), Some(v));
         assert_eq!(VisitorId::from_cookie(b"xyz"), None);
         assert_eq!(VisitorId::from_cookie(&[b'A'; 32]), None);
-        assert_eq!(VisitorId::from_cookie(&[b'a'; 32]).unwrap().as_bytes(), &[b'a'; 32]);
+        assert_eq!(
+            VisitorId::from_cookie(&[b'a'; 32]).unwrap().as_bytes(),
+            &[b'a'; 32]
+        );
     }
 }

@@ -9,9 +9,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use chrono::{DateTime, Local};
 
+use crate::who::{Facts, Needs};
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum TemplateError {
-    #[error("unknown variable `${0}` (known: $msec, $args, $remote_addr, $request_id, $time_iso8601, $time_local, $request_uri, $uri, $request_method, $http_<header>)")]
+    #[error("unknown variable `${0}` (known: $msec, $args, $remote_addr, $request_id, $time_iso8601, $time_local, $request_uri, $uri, $request_method, $http_<header>, $visitor, $is_bot, $is_prefetch, $ua_browser, $ua_browser_version, $ua_os, $ua_device, $geo_country, $geo_city, $referrer_host, $utm_source, $utm_medium, $utm_campaign)")]
     UnknownVariable(String),
     #[error("`$` at byte {0} is not followed by a variable name")]
     EmptyName(usize),
@@ -32,6 +34,25 @@ enum Var {
     RequestMethod,
     /// `$http_user_agent` → the `user-agent` header.
     Header(String),
+    /// Worked out by the privacy step (`crate::who`), only when the template uses them.
+    Who(WhoVar),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WhoVar {
+    Visitor,
+    IsBot,
+    IsPrefetch,
+    UaBrowser,
+    UaBrowserVersion,
+    UaOs,
+    UaDevice,
+    GeoCountry,
+    GeoCity,
+    ReferrerHost,
+    UtmSource,
+    UtmMedium,
+    UtmCampaign,
 }
 
 #[derive(Debug, Clone)]
@@ -45,6 +66,7 @@ enum Part {
 pub struct Template {
     parts: Vec<Part>,
     needs_local_time: bool,
+    needs: Needs,
 }
 
 /// What a hit offers to a template. Borrowed from the request buffer: nothing is copied
@@ -54,8 +76,11 @@ pub struct Hit<'a> {
     pub method: &'a str,
     /// The request target as received, e.g. `/pixel.gif?foo=bar`.
     pub target: &'a [u8],
+    /// The client's address as recorded: behind trusted proxies, anonymised.
     pub remote_addr: IpAddr,
     pub headers: &'a [httparse::Header<'a>],
+    /// What the privacy step found out (`$visitor`, `$ua_*`, `$geo_*`, …).
+    pub facts: &'a Facts,
 }
 
 impl Hit<'_> {
@@ -138,9 +163,31 @@ pub fn compile(source: &str) -> Result<Template, TemplateError> {
             }
         )
     });
+    let mut needs = Needs::default();
+    for p in &parts {
+        if let Part::Var {
+            var: Var::Who(w), ..
+        } = p
+        {
+            match w {
+                WhoVar::Visitor => needs.visitor = true,
+                WhoVar::IsBot => needs.is_bot = true,
+                WhoVar::IsPrefetch => {}
+                WhoVar::UaBrowser | WhoVar::UaBrowserVersion | WhoVar::UaOs | WhoVar::UaDevice => {
+                    needs.ua = true
+                }
+                WhoVar::GeoCountry | WhoVar::GeoCity => needs.geo = true,
+                WhoVar::ReferrerHost
+                | WhoVar::UtmSource
+                | WhoVar::UtmMedium
+                | WhoVar::UtmCampaign => needs.campaign = true,
+            }
+        }
+    }
     Ok(Template {
         parts,
         needs_local_time,
+        needs,
     })
 }
 
@@ -155,6 +202,19 @@ fn parse_var(name: &str) -> Result<Var, TemplateError> {
         "request_uri" => Var::RequestUri,
         "uri" => Var::Uri,
         "request_method" => Var::RequestMethod,
+        "visitor" => Var::Who(WhoVar::Visitor),
+        "is_bot" => Var::Who(WhoVar::IsBot),
+        "is_prefetch" => Var::Who(WhoVar::IsPrefetch),
+        "ua_browser" => Var::Who(WhoVar::UaBrowser),
+        "ua_browser_version" => Var::Who(WhoVar::UaBrowserVersion),
+        "ua_os" => Var::Who(WhoVar::UaOs),
+        "ua_device" => Var::Who(WhoVar::UaDevice),
+        "geo_country" => Var::Who(WhoVar::GeoCountry),
+        "geo_city" => Var::Who(WhoVar::GeoCity),
+        "referrer_host" => Var::Who(WhoVar::ReferrerHost),
+        "utm_source" => Var::Who(WhoVar::UtmSource),
+        "utm_medium" => Var::Who(WhoVar::UtmMedium),
+        "utm_campaign" => Var::Who(WhoVar::UtmCampaign),
         _ => match name.strip_prefix("http_") {
             Some(h) if !h.is_empty() => Var::Header(h.replace('_', "-")),
             _ => return Err(TemplateError::UnknownVariable(name.to_owned())),
@@ -163,6 +223,11 @@ fn parse_var(name: &str) -> Result<Var, TemplateError> {
 }
 
 impl Template {
+    /// The privacy-step variables this template uses.
+    pub fn needs(&self) -> Needs {
+        self.needs
+    }
+
     /// Renders the record for `hit`, appending to `out`.
     pub fn render(&self, hit: &Hit<'_>, out: &mut Vec<u8>) {
         let local: Option<DateTime<Local>> = self.needs_local_time.then(|| hit.time.into());
@@ -207,12 +272,37 @@ impl Template {
                 Var::Uri => Some(hit.path()),
                 Var::RequestMethod => Some(hit.method.as_bytes()),
                 Var::Header(name) => hit.header(name),
+                Var::Who(w) => who_value(hit.facts, *w),
             };
             match raw {
                 Some(v) => super::escape_into(out, v, delim),
                 None => out.push(b'-'),
             }
         }
+    }
+}
+
+fn text(s: Option<&str>) -> Option<&[u8]> {
+    s.map(str::as_bytes)
+}
+
+fn who_value(f: &Facts, var: WhoVar) -> Option<&[u8]> {
+    let flag = |on: bool| Some(if on { b"1".as_slice() } else { b"0".as_slice() });
+    let ua = f.ua.as_deref();
+    match var {
+        WhoVar::Visitor => f.visitor.as_ref().map(|v| v.as_bytes()),
+        WhoVar::IsBot => flag(f.is_bot),
+        WhoVar::IsPrefetch => flag(f.is_prefetch),
+        WhoVar::UaBrowser => text(ua.and_then(|u| u.browser.as_deref())),
+        WhoVar::UaBrowserVersion => text(ua.and_then(|u| u.browser_version.as_deref())),
+        WhoVar::UaOs => text(ua.and_then(|u| u.os.as_deref())),
+        WhoVar::UaDevice => text(ua.and_then(|u| u.device.as_deref())),
+        WhoVar::GeoCountry => text(f.geo.country.as_deref()),
+        WhoVar::GeoCity => text(f.geo.city.as_deref()),
+        WhoVar::ReferrerHost => text(f.campaign.referrer_host.as_deref()),
+        WhoVar::UtmSource => text(f.campaign.utm_source.as_deref()),
+        WhoVar::UtmMedium => text(f.campaign.utm_medium.as_deref()),
+        WhoVar::UtmCampaign => text(f.campaign.utm_campaign.as_deref()),
     }
 }
 
@@ -237,6 +327,9 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
+    static NO_FACTS: std::sync::LazyLock<Facts> =
+        std::sync::LazyLock::new(|| Facts::of("127.0.0.1".parse().unwrap()));
+
     fn hit<'a>(target: &'a [u8], headers: &'a [httparse::Header<'a>]) -> Hit<'a> {
         Hit {
             time: UNIX_EPOCH + Duration::from_millis(1_379_183_721_115),
@@ -244,6 +337,7 @@ mod tests {
             target,
             remote_addr: "127.0.0.1".parse().unwrap(),
             headers,
+            facts: &NO_FACTS,
         }
     }
 
@@ -324,6 +418,54 @@ mod tests {
         let h = hit(b"/p?a,b", &[]);
         assert_eq!(render("$args,$msec", &h), "a\\x2Cb,1379183721.115");
         assert_eq!(render("$msec,$args", &h), "1379183721.115,a,b");
+    }
+
+    #[test]
+    fn who_variables_and_their_needs() {
+        use crate::enrich::{Campaign, GeoFacts, UaFacts};
+        let tpl = compile("$msec,$args&v=$visitor&b=$ua_browser&c=$geo_country&r=$referrer_host&s=$utm_source&bot=$is_bot").unwrap();
+        assert_eq!(
+            tpl.needs(),
+            Needs {
+                visitor: true,
+                is_bot: true,
+                ua: true,
+                geo: true,
+                campaign: true
+            }
+        );
+        assert_eq!(compile("$msec,$args").unwrap().needs(), Needs::default());
+        let mut facts = Facts::of("203.0.113.0".parse().unwrap());
+        facts.visitor = crate::privacy::VisitorId::from_cookie(&[b'a'; 32]);
+        facts.ua = Some(std::sync::Arc::new(UaFacts {
+            browser: Some("Firefox".into()),
+            ..UaFacts::default()
+        }));
+        facts.geo = GeoFacts {
+            country: Some("DE".into()),
+            city: None,
+        };
+        facts.campaign = Campaign {
+            referrer_host: Some("news.example".into()),
+            utm_source: Some("a&b".into()),
+            ..Campaign::default()
+        };
+        let mut h = hit(b"/p?x=1", &[]);
+        h.facts = &facts;
+        let mut out = Vec::new();
+        tpl.render(&h, &mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            format!(
+                "1379183721.115,x=1&v={}&b=Firefox&c=DE&r=news.example&s=a\\x26b&bot=0",
+                "a".repeat(32)
+            )
+        );
+        let h = hit(b"/p", &[]);
+        assert_eq!(
+            render("$visitor|$ua_os|$geo_city|$utm_medium", &h),
+            "-|-|-|-"
+        );
     }
 
     #[test]

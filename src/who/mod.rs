@@ -184,7 +184,12 @@ impl Who {
                 facts.visitor = self.salts.as_ref().and_then(|book| {
                     let salt = book.get(salt::day_of(time))?;
                     let site = self.site(target, headers);
-                    Some(visitor::hashed(&salt, client, user_agent.unwrap_or_default(), &site))
+                    Some(visitor::hashed(
+                        &salt,
+                        client,
+                        user_agent.unwrap_or_default(),
+                        &site,
+                    ))
                 });
             }
         }
@@ -202,7 +207,11 @@ impl Who {
     }
 
     /// The tracker's `site` parameter, else the `Host` header.
-    fn site<'a>(&self, target: &'a [u8], headers: &'a [httparse::Header<'a>]) -> std::borrow::Cow<'a, [u8]> {
+    fn site<'a>(
+        &self,
+        target: &'a [u8],
+        headers: &'a [httparse::Header<'a>],
+    ) -> std::borrow::Cow<'a, [u8]> {
         if !self.site_param.is_empty() {
             if let Some(v) = form_urlencoded::parse(query(target).unwrap_or_default())
                 .find(|(k, _)| *k == self.site_param)

@@ -26,7 +26,10 @@ pub fn city(iso: &str, country: &str, city: &str) -> Value {
         ]),
     )];
     if !city.is_empty() {
-        fields.push(("city".into(), Value::Map(vec![("names".into(), names(city))])));
+        fields.push((
+            "city".into(),
+            Value::Map(vec![("names".into(), names(city))]),
+        ));
     }
     Value::Map(fields)
 }
@@ -116,7 +119,10 @@ impl MmdbWriter {
                 Value::Map(vec![("en".into(), Value::Str("pixelpipe test".into()))]),
             ),
             ("ip_version".into(), Value::U16(6)),
-            ("languages".into(), Value::Array(vec![Value::Str("en".into())])),
+            (
+                "languages".into(),
+                Value::Array(vec![Value::Str("en".into())]),
+            ),
             ("node_count".into(), Value::U32(node_count)),
             ("record_size".into(), Value::U16(32)),
         ]);
