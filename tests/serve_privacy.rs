@@ -8,6 +8,7 @@ mod common;
 #[path = "common/mmdb.rs"]
 mod mmdb;
 
+use std::collections::HashMap;
 use std::io::{BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
@@ -601,4 +602,82 @@ fn referrer_host_and_campaigns() {
             "-|-|-|-",
         ]
     );
+}
+
+#[test]
+fn analytics_rank_browsers_and_countries_and_count_visitors() {
+    let geo_dir = tempfile::tempdir().unwrap();
+    let db = geo_dir.path().join("city.mmdb");
+    write_geo_db(&db, "Berlin");
+    let s = setup(&format!(
+        r#"
+        [http]
+        format = "$msec,$args&visitor=$visitor&ua_browser=$ua_browser&geo_country=$geo_country&referrer_host=$referrer_host"
+        trusted_proxies = ["127.0.0.1"]
+        [enrich]
+        geoip_db = "{}"
+        [analytics]
+        visitor = "visitor"
+        params = ["ua_browser", "geo_country", "referrer_host"]
+        "#,
+        db.display()
+    ));
+    let warm = wait_for_visitor(&s);
+    let hits = [
+        ("203.0.113.1", FIREFOX),
+        ("203.0.113.1", FIREFOX),
+        ("203.0.113.2", FIREFOX),
+        ("2001:db8::1", CHROME),
+    ];
+    for (ip, ua) in hits {
+        let h = [
+            ("X-Forwarded-For", ip),
+            ("User-Agent", ua),
+            ("Referer", "https://news.example/x"),
+        ];
+        assert_pixel(&get(s.addr, "/pixel.gif?e=view", &h));
+    }
+    let api = |target: &str| -> serde_json::Value {
+        serde_json::from_slice(&http_get(s.server.admin, target).unwrap().body).unwrap_or_default()
+    };
+    wait_until("the hits in the analytics", Duration::from_secs(10), || {
+        api("/api/snapshot")["total"] == serde_json::json!(warm + hits.len())
+    });
+    // `[value, count]` pairs as a map.
+    let ranked = |param: &str| -> (serde_json::Value, HashMap<String, u64>) {
+        let top = api(&format!("/api/top?param={param}"));
+        let values = top["top"][0]["values"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let counts = values
+            .iter()
+            .map(|v| (v[0].as_str().unwrap().to_owned(), v[1].as_u64().unwrap()))
+            .collect();
+        (top["top"][0]["title"].clone(), counts)
+    };
+    let (title, countries) = ranked("geo_country");
+    assert_eq!(title, "countries");
+    assert_eq!((countries["DE"], countries["NL"]), (3, 1), "{countries:?}");
+    let (title, browsers) = ranked("ua_browser");
+    assert_eq!(title, "browsers");
+    assert_eq!(
+        (browsers["Firefox"], browsers["Chrome"]),
+        (3 + warm as u64, 1)
+    );
+    let (_, referrers) = ranked("referrer_host");
+    assert_eq!(referrers["news.example"], 4);
+    // Three visitors above, and the warm-up's (127.0.0.1, Firefox); a warm-up hit that
+    // came before the salt has `-`, which is nobody.
+    let uniques = api("/api/uniques");
+    assert_eq!(uniques["uniques"]["today"], 4, "{uniques}");
+    let page = http_get(s.server.admin, "/dashboard").unwrap();
+    let page = String::from_utf8_lossy(&page.body);
+    for title in [
+        "<h3>browsers</h3>",
+        "<h3>countries</h3>",
+        "<h3>referrer hosts</h3>",
+    ] {
+        assert!(page.contains(title), "{title} not on the dashboard");
+    }
 }

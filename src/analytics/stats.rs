@@ -59,6 +59,8 @@ pub struct Uniques {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct TopValues {
     pub param: String,
+    /// The heading: "browsers" for `ua_browser`… (see [`super::dimensions`]).
+    pub title: String,
     /// `[value, events]`, most events first.
     pub values: Vec<(String, u64)>,
 }
@@ -166,6 +168,7 @@ pub async fn snapshot<C: redis::aio::ConnectionLike>(
         }
         top.push(TopValues {
             param: param.clone(),
+            title: super::dimensions::title(param).to_owned(),
             values: ranked(sum, TOP_VALUES),
         });
     }
