@@ -681,3 +681,47 @@ fn analytics_rank_browsers_and_countries_and_count_visitors() {
         assert!(page.contains(title), "{title} not on the dashboard");
     }
 }
+
+#[test]
+fn privacy_config_errors_name_the_field() {
+    let fails = |toml: &str| -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pixelpipe.toml");
+        std::fs::write(&file, toml).unwrap();
+        let out = Command::new(BIN)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(["--config", file.to_str().unwrap(), "serve"])
+            .output()
+            .unwrap();
+        assert!(
+            !out.status.success(),
+            "expected a start-up error for {toml}"
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let cases = [
+        (
+            "[http]\ntrusted_proxies = [\"10.0.0.0/33\"]",
+            "trusted_proxies",
+        ),
+        ("[privacy]\nipv4_prefix = 40", "ipv4_prefix"),
+        ("[privacy]\nopted_out = \"maybe\"", "opted_out"),
+        (
+            "[privacy.cookie]\nsame_site = \"None\"\nsecure = false",
+            "privacy.cookie.secure",
+        ),
+        ("[privacy.cookie]\nname = \"a b\"", "name"),
+        ("[filter]\nbots = \"sometimes\"", "bots"),
+        ("[limits.per_ip]\nrate = 0.0", "limits.per_ip.rate"),
+        // The raw address through a header variable, with anonymisation on.
+        (
+            "[http]\nformat = \"$msec,$http_x_forwarded_for\"",
+            "http.format",
+        ),
+    ];
+    for (toml, field) in cases {
+        let err = fails(toml);
+        assert!(err.contains(field), "{toml}: {err}");
+    }
+}

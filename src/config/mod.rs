@@ -153,8 +153,10 @@ impl Config {
         redis::Client::open(self.redis.as_str())
             .map_err(|e| ConfigError::invalid("redis", e.to_string()))?;
         self.analytics.validate()?;
-        crate::template::http::compile(&self.http.format)
+        let template = crate::template::http::compile(&self.http.format)
             .map_err(|e| ConfigError::invalid("http.format", e.to_string()))?;
+        self.privacy
+            .check_format(&template, &self.http.real_ip_header)?;
         self.relay.validate()?;
         self.privacy.validate()?;
         self.limits.validate()?;

@@ -149,7 +149,38 @@ impl From<CookieName> for String {
     }
 }
 
+/// Request headers that carry client addresses: with anonymisation on, a template may
+/// not write them (`$remote_addr` is the anonymised address).
+const ADDRESS_HEADERS: [&str; 6] = [
+    "x-forwarded-for",
+    "forwarded",
+    "x-real-ip",
+    "cf-connecting-ip",
+    "true-client-ip",
+    "x-client-ip",
+];
+
 impl PrivacyConfig {
+    /// With `anonymize_ip`, no raw address may reach a record through a header variable.
+    pub fn check_format(
+        &self,
+        template: &crate::template::http::Template,
+        real_ip_header: &str,
+    ) -> Result<(), super::ConfigError> {
+        if !self.anonymize_ip {
+            return Ok(());
+        }
+        for h in template.headers() {
+            if ADDRESS_HEADERS.contains(&h) || h.eq_ignore_ascii_case(real_ip_header) {
+                return Err(super::ConfigError::invalid(
+                    "http.format",
+                    format!("$http_{} carries client addresses, which privacy.anonymize_ip keeps out of records: use $remote_addr", h.replace('-', "_")),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     pub fn validate(&self) -> Result<(), super::ConfigError> {
         if let Some(c) = &self.cookie {
             if c.same_site == SameSite::None && !c.secure {

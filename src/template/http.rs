@@ -228,6 +228,17 @@ impl Template {
         self.needs
     }
 
+    /// The request headers the template writes (`$http_<name>`), lower case.
+    pub fn headers(&self) -> impl Iterator<Item = &str> {
+        self.parts.iter().filter_map(|p| match p {
+            Part::Var {
+                var: Var::Header(h),
+                ..
+            } => Some(h.as_str()),
+            _ => None,
+        })
+    }
+
     /// Renders the record for `hit`, appending to `out`.
     pub fn render(&self, hit: &Hit<'_>, out: &mut Vec<u8>) {
         let local: Option<DateTime<Local>> = self.needs_local_time.then(|| hit.time.into());
