@@ -252,7 +252,8 @@ fn route(
         return (Reply::MethodNotAllowed, None, None);
     }
     // Who sent it: proxies, rate limit, bots, consent, visitor id, enrichment.
-    let facts = match endpoint.who.judge(peer.ip(), req.target, req.headers, now) {
+    let query = req.target.get(path.len() + 1..);
+    let facts = match endpoint.who.judge(peer.ip(), query, req.headers, now) {
         Verdict::Record(facts) => facts,
         Verdict::Skip(_) => return (Reply::Pixel, None, None),
         Verdict::Limited(secs) => {

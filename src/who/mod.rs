@@ -129,11 +129,12 @@ impl Who {
         self.cookie.as_ref()
     }
 
-    /// Decides what becomes of one hit. `target` is the request target (`/p?query`).
+    /// Decides what becomes of one hit. `query` is its query string (for a beacon, the
+    /// body rendered as one), where the tracker's `site`, `ref`, `url` and `utm_*` are.
     pub fn judge(
         &self,
         peer: IpAddr,
-        target: &[u8],
+        query: Option<&[u8]>,
         headers: &[httparse::Header<'_>],
         time: SystemTime,
     ) -> Verdict {
@@ -183,7 +184,7 @@ impl Who {
             } else if self.needs.visitor {
                 facts.visitor = self.salts.as_ref().and_then(|book| {
                     let salt = book.get(salt::day_of(time))?;
-                    let site = self.site(target, headers);
+                    let site = self.site(query, headers);
                     Some(visitor::hashed(
                         &salt,
                         client,
@@ -201,7 +202,7 @@ impl Who {
             facts.geo = geo.lookup(client);
         }
         if let Some(c) = &self.campaign {
-            facts.campaign = c.campaign(query(target), header(headers, "referer"));
+            facts.campaign = c.campaign(query, header(headers, "referer"));
         }
         Verdict::Record(facts)
     }
@@ -209,11 +210,11 @@ impl Who {
     /// The tracker's `site` parameter, else the `Host` header.
     fn site<'a>(
         &self,
-        target: &'a [u8],
+        query: Option<&'a [u8]>,
         headers: &'a [httparse::Header<'a>],
     ) -> std::borrow::Cow<'a, [u8]> {
         if !self.site_param.is_empty() {
-            if let Some(v) = form_urlencoded::parse(query(target).unwrap_or_default())
+            if let Some(v) = form_urlencoded::parse(query.unwrap_or_default())
                 .find(|(k, _)| *k == self.site_param)
                 .map(|(_, v)| v)
             {
@@ -234,9 +235,4 @@ fn header<'a>(headers: &[httparse::Header<'a>], name: &str) -> Option<&'a [u8]> 
         .iter()
         .find(|h| h.name.eq_ignore_ascii_case(name))
         .map(|h| h.value)
-}
-
-fn query(target: &[u8]) -> Option<&[u8]> {
-    let i = target.iter().position(|&b| b == b'?')?;
-    Some(&target[i + 1..])
 }
