@@ -223,11 +223,6 @@ impl Who {
         }
         std::borrow::Cow::Borrowed(header(headers, "host").unwrap_or_default())
     }
-
-    /// Addresses the rate limiter tracks now (for tests and `/metrics`).
-    pub fn rate_tracked(&self) -> Option<usize> {
-        self.rate.as_ref().map(RateLimiter::tracked)
-    }
 }
 
 fn header<'a>(headers: &[httparse::Header<'a>], name: &str) -> Option<&'a [u8]> {
