@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-use maxminddb::{geoip2, Reader};
+use maxminddb::{path, Reader};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GeoFacts {
@@ -68,16 +68,21 @@ impl GeoDb {
         else {
             return GeoFacts::default();
         };
-        let city: Option<geoip2::City<'_>> = reader
-            .lookup(ip.to_canonical())
-            .ok()
-            .and_then(|r| r.decode().ok().flatten());
-        let Some(city) = city else {
+        let Ok(found) = reader.lookup(ip.to_canonical()) else {
             return GeoFacts::default();
         };
+        // Two paths, not the whole record: a GeoLite2-City record also holds names in
+        // eight languages, subdivisions, coordinates… which would all be decoded.
+        let text = |path: &[maxminddb::PathElement<'_>]| {
+            found
+                .decode_path::<&str>(path)
+                .ok()
+                .flatten()
+                .map(Box::<str>::from)
+        };
         GeoFacts {
-            country: city.country.iso_code.map(Into::into),
-            city: city.city.names.english.map(Into::into),
+            country: text(&path!["country", "iso_code"]),
+            city: text(&path!["city", "names", "en"]),
         }
     }
 }
