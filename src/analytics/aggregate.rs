@@ -68,7 +68,9 @@ impl Counts {
             }
             if !visitor_seen && !config.visitor.is_empty() && name == config.visitor {
                 visitor_seen = true;
-                if !value.is_empty() {
+                // `-` is a template's missing value ($visitor of an opted-out hit):
+                // nobody in particular, not one visitor.
+                if !value.is_empty() && value != "-" {
                     c.visitors
                         .entry(minute)
                         .or_default()

@@ -59,6 +59,8 @@ pub struct Uniques {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct TopValues {
     pub param: String,
+    /// The heading: "browsers" for `ua_browser`… (see [`super::dimensions`]).
+    pub title: String,
     /// `[value, events]`, most events first.
     pub values: Vec<(String, u64)>,
 }
@@ -106,6 +108,7 @@ pub async fn snapshot<C: redis::aio::ConnectionLike>(
         let sum = replies.summed_values(span.window.len())?;
         top.push(TopValues {
             param: param.clone(),
+            title: super::dimensions::title(param).to_owned(),
             values: ranked(sum, TOP_VALUES),
         });
     }

@@ -25,6 +25,10 @@ pub enum ServeError {
     Format(#[from] TemplateError),
     #[error(transparent)]
     Http(#[from] HttpError),
+    #[error(transparent)]
+    Who(#[from] crate::who::SetupError),
+    #[error(transparent)]
+    Privacy(crate::config::ConfigError),
     #[error("cannot listen on {address} (admin): {source}")]
     Admin {
         address: SocketAddr,
@@ -63,7 +67,19 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             address: config.admin_listen,
             source,
         })?;
-    let server = HttpServer::start(&config.http, template, pipeline.log.clone(), stop.clone())?;
+    // The privacy step of every hit, with its salt keeper and GeoIP reloads.
+    config
+        .privacy
+        .check_format(&template, &config.http.real_ip_header)
+        .map_err(ServeError::Privacy)?;
+    let who = crate::who::setup(&config, stop.clone())?;
+    let server = HttpServer::start(
+        &config.http,
+        template,
+        who,
+        pipeline.log.clone(),
+        stop.clone(),
+    )?;
     tracing::info!(
         listen = %server.local_addr,
         path = %config.http.path,

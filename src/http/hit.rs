@@ -5,6 +5,7 @@ use std::net::IpAddr;
 use std::time::SystemTime;
 
 use crate::template::http::HitFields;
+use crate::who::Facts;
 
 /// Borrowed from the request buffer: nothing is copied unless the template asks for it.
 pub struct Hit<'a> {
@@ -12,10 +13,13 @@ pub struct Hit<'a> {
     pub method: &'a str,
     /// The request target as received, e.g. `/pixel.gif?foo=bar`.
     pub target: &'a [u8],
+    /// The client's address as recorded: behind trusted proxies, anonymised.
     pub remote_addr: IpAddr,
     pub headers: &'a [httparse::Header<'a>],
     /// The request body, for a beacon (`None`: `$body` is `-`).
     pub body: Option<&'a [u8]>,
+    /// What the privacy step found out (`$visitor`, `$ua_*`, `$geo_*`, …).
+    pub facts: &'a Facts,
 }
 
 impl HitFields for Hit<'_> {
@@ -37,6 +41,10 @@ impl HitFields for Hit<'_> {
 
     fn body(&self) -> Option<&[u8]> {
         self.body
+    }
+
+    fn facts(&self) -> &Facts {
+        self.facts
     }
 
     fn header(&self, name: &str) -> Option<&[u8]> {

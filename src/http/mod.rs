@@ -64,6 +64,8 @@ pub struct Endpoint {
     pub idle_timeout: Duration,
     /// Beacons, CORS, the tracker script, click redirects.
     pub web: web::Web,
+    /// The privacy step every hit goes through.
+    pub who: crate::who::Who,
     pub send_timeout: Duration,
 }
 
@@ -81,6 +83,7 @@ impl HttpServer {
     pub fn start(
         config: &HttpConfig,
         template: Template,
+        who: crate::who::Who,
         log: Arc<Log>,
         shutdown: CancellationToken,
     ) -> Result<HttpServer, HttpError> {
@@ -98,6 +101,7 @@ impl HttpServer {
             header_timeout: config.header_timeout,
             idle_timeout: config.idle_timeout,
             web: web::Web::new(config).map_err(|(field, e)| HttpError::Web(field, e))?,
+            who,
             send_timeout: config.send_timeout,
         });
         // The certificate is read before anything listens: a bad one is a start-up error.

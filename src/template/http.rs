@@ -15,10 +15,11 @@ use std::time::SystemTime;
 use chrono::{DateTime, Local};
 
 use crate::record;
+use crate::who::{Facts, Needs};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum TemplateError {
-    #[error("unknown variable `${0}` (known: $msec, $args, $remote_addr, $request_id, $time_iso8601, $time_local, $request_uri, $uri, $request_method, $body, $http_<header>)")]
+    #[error("unknown variable `${0}` (known: $msec, $args, $remote_addr, $request_id, $time_iso8601, $time_local, $request_uri, $uri, $request_method, $body, $http_<header>, $visitor, $is_bot, $is_prefetch, $ua_browser, $ua_browser_version, $ua_os, $ua_device, $geo_country, $geo_city, $referrer_host, $utm_source, $utm_medium, $utm_campaign)")]
     UnknownVariable(String),
     #[error("`$` at byte {0} is not followed by a variable name")]
     EmptyName(usize),
@@ -39,6 +40,8 @@ pub trait HitFields {
     fn header(&self, name: &str) -> Option<&[u8]>;
     /// The request body, for a beacon (`None`: `$body` is `-`).
     fn body(&self) -> Option<&[u8]>;
+    /// What the privacy step found out (`$visitor`, `$ua_*`, `$geo_*`, …).
+    fn facts(&self) -> &Facts;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +59,25 @@ enum Var {
     Body,
     /// `$http_user_agent` → the `user-agent` header.
     Header(String),
+    /// Worked out by the privacy step (`crate::who`), only when the template uses them.
+    Who(WhoVar),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WhoVar {
+    Visitor,
+    IsBot,
+    IsPrefetch,
+    UaBrowser,
+    UaBrowserVersion,
+    UaOs,
+    UaDevice,
+    GeoCountry,
+    GeoCity,
+    ReferrerHost,
+    UtmSource,
+    UtmMedium,
+    UtmCampaign,
 }
 
 #[derive(Debug, Clone)]
@@ -69,6 +91,7 @@ enum Part {
 pub struct Template {
     parts: Vec<Part>,
     needs_local_time: bool,
+    needs: Needs,
 }
 
 pub fn compile(source: &str) -> Result<Template, TemplateError> {
@@ -129,9 +152,31 @@ pub fn compile(source: &str) -> Result<Template, TemplateError> {
             }
         )
     });
+    let mut needs = Needs::default();
+    for p in &parts {
+        if let Part::Var {
+            var: Var::Who(w), ..
+        } = p
+        {
+            match w {
+                WhoVar::Visitor => needs.visitor = true,
+                WhoVar::IsBot => needs.is_bot = true,
+                WhoVar::IsPrefetch => {}
+                WhoVar::UaBrowser | WhoVar::UaBrowserVersion | WhoVar::UaOs | WhoVar::UaDevice => {
+                    needs.ua = true
+                }
+                WhoVar::GeoCountry | WhoVar::GeoCity => needs.geo = true,
+                WhoVar::ReferrerHost
+                | WhoVar::UtmSource
+                | WhoVar::UtmMedium
+                | WhoVar::UtmCampaign => needs.campaign = true,
+            }
+        }
+    }
     Ok(Template {
         parts,
         needs_local_time,
+        needs,
     })
 }
 
@@ -147,6 +192,19 @@ fn parse_var(name: &str) -> Result<Var, TemplateError> {
         "uri" => Var::Uri,
         "request_method" => Var::RequestMethod,
         "body" | "request_body" => Var::Body,
+        "visitor" => Var::Who(WhoVar::Visitor),
+        "is_bot" => Var::Who(WhoVar::IsBot),
+        "is_prefetch" => Var::Who(WhoVar::IsPrefetch),
+        "ua_browser" => Var::Who(WhoVar::UaBrowser),
+        "ua_browser_version" => Var::Who(WhoVar::UaBrowserVersion),
+        "ua_os" => Var::Who(WhoVar::UaOs),
+        "ua_device" => Var::Who(WhoVar::UaDevice),
+        "geo_country" => Var::Who(WhoVar::GeoCountry),
+        "geo_city" => Var::Who(WhoVar::GeoCity),
+        "referrer_host" => Var::Who(WhoVar::ReferrerHost),
+        "utm_source" => Var::Who(WhoVar::UtmSource),
+        "utm_medium" => Var::Who(WhoVar::UtmMedium),
+        "utm_campaign" => Var::Who(WhoVar::UtmCampaign),
         _ => match name.strip_prefix("http_") {
             Some(h) if !h.is_empty() => Var::Header(h.replace('_', "-")),
             _ => return Err(TemplateError::UnknownVariable(name.to_owned())),
@@ -155,6 +213,22 @@ fn parse_var(name: &str) -> Result<Var, TemplateError> {
 }
 
 impl Template {
+    /// The privacy-step variables this template uses.
+    pub fn needs(&self) -> Needs {
+        self.needs
+    }
+
+    /// The request headers the template writes (`$http_<name>`), lower case.
+    pub fn headers(&self) -> impl Iterator<Item = &str> {
+        self.parts.iter().filter_map(|p| match p {
+            Part::Var {
+                var: Var::Header(h),
+                ..
+            } => Some(h.as_str()),
+            _ => None,
+        })
+    }
+
     /// Renders the record for `hit`, appending to `out`.
     pub fn render(&self, hit: &impl HitFields, out: &mut Vec<u8>) {
         // Converted once per record, and only when a variable needs it.
@@ -190,6 +264,7 @@ impl Var {
             Var::RequestMethod => escaped(out, Some(hit.method().as_bytes()), delim),
             Var::Body => escaped(out, hit.body(), delim),
             Var::Header(name) => escaped(out, hit.header(name), delim),
+            Var::Who(w) => escaped(out, who_value(hit.facts(), *w), delim),
         }
     }
 }
@@ -234,6 +309,30 @@ fn write_time(
     write_display(out, t.format(format));
 }
 
+fn text(s: Option<&str>) -> Option<&[u8]> {
+    s.map(str::as_bytes)
+}
+
+fn who_value(f: &Facts, var: WhoVar) -> Option<&[u8]> {
+    let flag = |on: bool| Some(if on { b"1".as_slice() } else { b"0".as_slice() });
+    let ua = f.ua.as_deref();
+    match var {
+        WhoVar::Visitor => f.visitor.as_ref().map(|v| v.as_bytes()),
+        WhoVar::IsBot => flag(f.is_bot),
+        WhoVar::IsPrefetch => flag(f.is_prefetch),
+        WhoVar::UaBrowser => text(ua.and_then(|u| u.browser.as_deref())),
+        WhoVar::UaBrowserVersion => text(ua.and_then(|u| u.browser_version.as_deref())),
+        WhoVar::UaOs => text(ua.and_then(|u| u.os.as_deref())),
+        WhoVar::UaDevice => text(ua.and_then(|u| u.device.as_deref())),
+        WhoVar::GeoCountry => text(f.geo.country.as_deref()),
+        WhoVar::GeoCity => text(f.geo.city.as_deref()),
+        WhoVar::ReferrerHost => text(f.campaign.referrer_host.as_deref()),
+        WhoVar::UtmSource => text(f.campaign.utm_source.as_deref()),
+        WhoVar::UtmMedium => text(f.campaign.utm_medium.as_deref()),
+        WhoVar::UtmCampaign => text(f.campaign.utm_campaign.as_deref()),
+    }
+}
+
 fn write_hex(out: &mut Vec<u8>, id: u128) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     for i in (0..32).rev() {
@@ -252,7 +351,11 @@ mod tests {
         target: &'a [u8],
         headers: &'a [(&'a str, &'a [u8])],
         body: Option<&'a [u8]>,
+        facts: &'a Facts,
     }
+
+    static NO_FACTS: std::sync::LazyLock<Facts> =
+        std::sync::LazyLock::new(|| Facts::of("127.0.0.1".parse().unwrap()));
 
     impl HitFields for Hit<'_> {
         fn time(&self) -> SystemTime {
@@ -270,6 +373,9 @@ mod tests {
         fn body(&self) -> Option<&[u8]> {
             self.body
         }
+        fn facts(&self) -> &Facts {
+            self.facts
+        }
         fn header(&self, name: &str) -> Option<&[u8]> {
             let found = self
                 .headers
@@ -285,6 +391,7 @@ mod tests {
             target,
             headers,
             body: None,
+            facts: &NO_FACTS,
         }
     }
 
@@ -373,6 +480,54 @@ mod tests {
         let h = hit(b"/p?a,b", &[]);
         assert_eq!(render("$args,$msec", &h), "a\\x2Cb,1379183721.115");
         assert_eq!(render("$msec,$args", &h), "1379183721.115,a,b");
+    }
+
+    #[test]
+    fn who_variables_and_their_needs() {
+        use crate::enrich::{Campaign, GeoFacts, UaFacts};
+        let tpl = compile("$msec,$args&v=$visitor&b=$ua_browser&c=$geo_country&r=$referrer_host&s=$utm_source&bot=$is_bot").unwrap();
+        assert_eq!(
+            tpl.needs(),
+            Needs {
+                visitor: true,
+                is_bot: true,
+                ua: true,
+                geo: true,
+                campaign: true
+            }
+        );
+        assert_eq!(compile("$msec,$args").unwrap().needs(), Needs::default());
+        let mut facts = Facts::of("203.0.113.0".parse().unwrap());
+        facts.visitor = crate::privacy::VisitorId::from_cookie(&[b'a'; 32]);
+        facts.ua = Some(std::sync::Arc::new(UaFacts {
+            browser: Some("Firefox".into()),
+            ..UaFacts::default()
+        }));
+        facts.geo = GeoFacts {
+            country: Some("DE".into()),
+            city: None,
+        };
+        facts.campaign = Campaign {
+            referrer_host: Some("news.example".into()),
+            utm_source: Some("a&b".into()),
+            ..Campaign::default()
+        };
+        let mut h = hit(b"/p?x=1", &[]);
+        h.facts = &facts;
+        let mut out = Vec::new();
+        tpl.render(&h, &mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            format!(
+                "1379183721.115,x=1&v={}&b=Firefox&c=DE&r=news.example&s=a\\x26b&bot=0",
+                "a".repeat(32)
+            )
+        );
+        let h = hit(b"/p", &[]);
+        assert_eq!(
+            render("$visitor|$ua_os|$geo_city|$utm_medium", &h),
+            "-|-|-|-"
+        );
     }
 
     #[test]
