@@ -131,7 +131,7 @@ mod corpus {
             let ua = *cols.last().unwrap();
             let f = cache.facts(Some(ua.as_bytes()));
             let got = match cols[0] {
-                "bot" => (f.is_bot, String::new()),
+                "bot" | "tool" => (f.is_bot, String::new()),
                 _ => (
                     !f.is_bot,
                     format!(
