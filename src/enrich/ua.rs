@@ -142,7 +142,7 @@ mod corpus {
                     ),
                 ),
             };
-            let want = if cols[0] == "bot" {
+            let want = if cols[0] == "bot" || cols[0] == "tool" {
                 String::new()
             } else {
                 cols[1..4].join("\t")
