@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod conn;
 pub mod consume;
 pub mod http;
 pub mod log;

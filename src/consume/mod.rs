@@ -15,6 +15,7 @@ pub mod record;
 pub mod sink;
 pub mod source;
 pub mod stats;
+pub mod stream;
 pub mod tail;
 pub mod top;
 

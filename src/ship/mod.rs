@@ -2,8 +2,11 @@
 //! it on, batch by batch, exactly once. Serving never waits for it: when Redis is down or
 //! slow the log grows, and the shipper catches up when Redis is back.
 
+pub mod cluster;
 pub mod position;
 pub mod redis_list;
+pub mod script;
+pub mod stream;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -1,0 +1,248 @@
+//! Past one Redis, on a real local Redis Cluster (3 masters, 3 replicas): two `serve`
+//! collectors shipping to a sharded stream (`ship.shards = 3`, `ship.wait_replicas = 1`)
+//! and two `tail --stream` consumers in one group. Every id answered 200 must be consumed
+//! exactly once — while slots move (`redis-cli --cluster reshard`), while a master is
+//! killed, and (at least once, duplicates only from the killed one) when a consumer is
+//! `kill -9`'d and the other claims its entries.
+
+mod common;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::cluster::Cluster;
+use common::consume::Tail;
+use common::{free_port, hit_ids, wait_until, Pixelpipe};
+
+const SHARDS: &str = "3";
+
+/// The environment of every pixelpipe process here: a sharded stream, replicated acks.
+fn env(wait_replicas: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("PIXELPIPE_SHIP__SINK", "stream".into()),
+        ("PIXELPIPE_SHIP__SHARDS", SHARDS.into()),
+        ("PIXELPIPE_SHIP__WAIT_REPLICAS", wait_replicas.into()),
+        ("PIXELPIPE_SHIP__BATCH_RECORDS", "200".into()),
+        // The aggregator is not what is tested here.
+        ("PIXELPIPE_ANALYTICS__ENABLED", "false".into()),
+    ]
+}
+
+struct Collector {
+    process: Pixelpipe,
+    addr: SocketAddr,
+}
+
+fn collector(cluster: &Cluster, dir: &std::path::Path, name: &str, wait: &str) -> Collector {
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let url = cluster.url();
+    let listen = addr.to_string();
+    let env = env(wait);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let process = Pixelpipe::start_with_env(
+        &dir.join(name),
+        &["--redis", &url, "serve", "--listen", &listen],
+        &env,
+    );
+    Collector { process, addr }
+}
+
+fn consumer(cluster: &Cluster, dir: &std::path::Path, name: &str) -> Tail {
+    let env = env("0");
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    Tail::start_with_env(
+        &cluster.url(),
+        dir,
+        name,
+        &[
+            "--stream",
+            "--group",
+            "g",
+            "--consumer",
+            name,
+            "--claim-idle",
+            "2s",
+        ],
+        &env,
+    )
+}
+
+/// Ids printed by the consumers (`<msec> id=N` lines), with how often each was seen.
+fn consumed(tails: &[&Tail]) -> HashMap<u64, usize> {
+    let mut seen = HashMap::new();
+    for t in tails {
+        for line in t.lines() {
+            if let Some(id) = line
+                .split_once(" id=")
+                .and_then(|(_, id)| id.parse::<u64>().ok())
+            {
+                *seen.entry(id).or_insert(0) += 1;
+            }
+        }
+    }
+    seen
+}
+
+/// Hits ids `0..n` on both collectors (even ids on the first, odd on the second) from a
+/// thread; returns the handle that yields the ids answered 200.
+fn load(a: SocketAddr, b: SocketAddr, n: u64) -> std::thread::JoinHandle<Vec<u64>> {
+    std::thread::spawn(move || {
+        let ha = std::thread::spawn(move || hit_ids(a, 0..n, 4));
+        let hb = std::thread::spawn(move || hit_ids(b, n..2 * n, 4));
+        let mut ok = ha.join().unwrap();
+        ok.extend(hb.join().unwrap());
+        ok
+    })
+}
+
+/// Entries in all shards of the stream so far.
+fn stream_len(cluster: &Cluster) -> usize {
+    let mut c = cluster.client();
+    (0..3)
+        .map(|s| {
+            redis::cmd("XLEN")
+                .arg(format!("pixel:{{{s}}}"))
+                .query::<usize>(&mut c)
+                .unwrap_or(0)
+        })
+        .sum()
+}
+
+fn wait_consumed(tails: &[&Tail], answered: &[u64]) -> HashMap<u64, usize> {
+    let mut seen = HashMap::new();
+    wait_until(
+        "the consumers to print every answered id",
+        Duration::from_secs(60),
+        || {
+            seen = consumed(tails);
+            answered.iter().all(|id| seen.contains_key(id))
+        },
+    );
+    seen
+}
+
+#[test]
+fn two_collectors_two_consumers_exactly_once_while_slots_move() {
+    let cluster = Cluster::start(3, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let a = collector(&cluster, dir.path(), "a", "1");
+    let b = collector(&cluster, dir.path(), "b", "1");
+    let c1 = consumer(&cluster, dir.path(), "c1");
+    let c2 = consumer(&cluster, dir.path(), "c2");
+
+    let n = 3000;
+    let hits = load(a.addr, b.addr, n);
+    wait_until("some entries in the stream", Duration::from_secs(30), || {
+        stream_len(&cluster) > 500
+    });
+    // Move the slot of shard 0 (and the slots around it) to another master under load.
+    let from = cluster.master_of("pixel:{0}");
+    let to = cluster
+        .live_ports()
+        .into_iter()
+        .find(|&p| p != from && cluster.is_master(p))
+        .unwrap();
+    cluster.reshard(from, to, 2000);
+    let answered = hits.join().unwrap();
+    assert_eq!(answered.len() as u64, 2 * n, "every hit answered 200");
+    assert_ne!(cluster.master_of("pixel:{0}"), from, "the shard's slot moved");
+
+    let seen = wait_consumed(&[&c1, &c2], &answered);
+    let twice: Vec<_> = seen.iter().filter(|(_, &k)| k > 1).collect();
+    assert!(twice.is_empty(), "consumed more than once: {twice:?}");
+    assert_eq!(seen.len(), answered.len(), "nothing consumed that was not answered");
+    assert!(
+        !c1.lines().is_empty() && !c2.lines().is_empty(),
+        "both consumers of the group got a share"
+    );
+    assert_eq!(stream_len(&cluster), answered.len(), "nothing added twice");
+    drop((a, b));
+}
+
+#[test]
+fn a_master_killed_under_load_loses_nothing_with_wait_replicas() {
+    let mut cluster = Cluster::start(3, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let a = collector(&cluster, dir.path(), "a", "1");
+    let b = collector(&cluster, dir.path(), "b", "1");
+    let c1 = consumer(&cluster, dir.path(), "c1");
+    let c2 = consumer(&cluster, dir.path(), "c2");
+
+    let n = 3000;
+    let hits = load(a.addr, b.addr, n);
+    wait_until("some entries in the stream", Duration::from_secs(30), || {
+        stream_len(&cluster) > 500
+    });
+    let victim = cluster.master_of("pixel:{1}");
+    cluster.kill9(victim);
+    cluster.wait_failover();
+    let answered = hits.join().unwrap();
+    assert_eq!(answered.len() as u64, 2 * n, "serving never waits on Redis");
+
+    let seen = wait_consumed(&[&c1, &c2], &answered);
+    let twice: Vec<_> = seen.iter().filter(|(_, &k)| k > 1).collect();
+    assert!(twice.is_empty(), "consumed more than once: {twice:?}");
+    assert_eq!(seen.len(), answered.len());
+    assert!(
+        a.process.stderr().contains("unreachable")
+            || b.process.stderr().contains("unreachable")
+            || a.process.stderr().contains("failed")
+            || b.process.stderr().contains("failed"),
+        "the collectors noticed the dead master"
+    );
+}
+
+#[test]
+fn a_killed_consumers_entries_are_claimed_by_the_other() {
+    let cluster = Cluster::start(3, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let a = collector(&cluster, dir.path(), "a", "0");
+    let b = collector(&cluster, dir.path(), "b", "0");
+    let mut c1 = consumer(&cluster, dir.path(), "c1");
+    let c2 = consumer(&cluster, dir.path(), "c2");
+
+    let n = 3000;
+    let hits = load(a.addr, b.addr, n);
+    wait_until("c1 to consume some entries", Duration::from_secs(30), || {
+        c1.lines().len() > 200
+    });
+    c1.kill9();
+    let before_kill = consumed(&[&c1]);
+    let answered = hits.join().unwrap();
+    assert_eq!(answered.len() as u64, 2 * n);
+
+    // c2 ends with everything: its own share, the rest of c1's, and c1's pending entries
+    // once idle for --claim-idle.
+    let seen = wait_consumed(&[&c1, &c2], &answered);
+    assert_eq!(seen.len(), answered.len(), "nothing lost");
+    let by_c2 = consumed(&[&c2]);
+    let twice_by_c2: Vec<_> = by_c2.iter().filter(|(_, &k)| k > 1).collect();
+    assert!(twice_by_c2.is_empty(), "c2 handled an entry twice: {twice_by_c2:?}");
+    // The only duplicates: what c1 printed and had not yet acknowledged when killed.
+    let dup: Vec<u64> = by_c2
+        .keys()
+        .filter(|id| before_kill.contains_key(id))
+        .copied()
+        .collect();
+    assert!(
+        dup.len() <= 1000,
+        "duplicates bounded by c1's batches in flight: {}",
+        dup.len()
+    );
+    // Nothing is left pending for the dead consumer: c2 claimed and acknowledged it all.
+    let mut c = cluster.client();
+    for s in 0..3 {
+        let pending: Vec<redis::Value> = redis::cmd("XPENDING")
+            .arg(format!("pixel:{{{s}}}"))
+            .arg("g")
+            .arg("-")
+            .arg("+")
+            .arg(10)
+            .arg("c1")
+            .query(&mut c)
+            .unwrap();
+        assert!(pending.is_empty(), "c1 still has pending entries in shard {s}");
+    }
+    assert!(c2.stderr().contains("claimed"), "c2 said it claimed:\n{}", c2.stderr());
+}
