@@ -12,6 +12,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
+use crate::conn::RedisTarget;
 use crate::consume::AnalyticsConfig;
 use crate::relay::RelayConfig;
 
@@ -40,8 +41,9 @@ impl ConfigError {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
-    /// Where records are shipped: `redis://[user:pass@]host:port[/db]` or `rediss://…`.
-    pub redis: String,
+    /// Where records are shipped: `redis://[user:pass@]host:port[/db]`, `rediss://…`, or a
+    /// cluster: `redis+cluster://host:port[,host:port…]`, `rediss+cluster://…`.
+    pub redis: RedisTarget,
     /// The durable local log, the shipped position cache and the instance id live here.
     pub data_dir: PathBuf,
     /// `/healthz`, `/readyz`, `/metrics` and the dashboard.
@@ -56,7 +58,9 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            redis: "redis://127.0.0.1:6379".into(),
+            redis: RedisTarget::Single {
+                url: "redis://127.0.0.1:6379".into(),
+            },
             data_dir: PathBuf::from("pixelpipe-data"),
             admin_listen: ([127, 0, 0, 1], 9102).into(),
             http: HttpConfig::default(),
@@ -181,6 +185,37 @@ pub struct ShipConfig {
     /// A Redis command that takes longer than this is treated as failed (and retried).
     #[serde(with = "humantime_serde")]
     pub redis_timeout: Duration,
+    /// What a key is in Redis: a list (`LPUSH`, the seed's) or a stream (`XADD`).
+    pub sink: SinkKind,
+    /// Stream sink: how much of each stream Redis keeps.
+    pub stream_retention: StreamRetention,
+    /// Each key is spread round-robin by batch over this many hash-tagged keys
+    /// `key:{0}`…`key:{N-1}`; 1 = the key itself (on a cluster: `key:{0}`).
+    pub shards: u32,
+    /// A batch counts as shipped only once this many replicas have it (`WAIT`); 0 = as
+    /// soon as the master answers.
+    pub wait_replicas: u32,
+    /// Names this collector's positions in Redis; "" = the random id made once in the
+    /// data folder. Each collector needs its own.
+    pub instance_id: String,
+}
+
+/// `ship.sink`: what a key is in Redis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SinkKind {
+    List,
+    Stream,
+}
+
+/// `ship.stream_retention`: `"unbounded"`, `{ max_len = N }` (`MAXLEN ~ N`) or
+/// `{ max_age = "24h" }` (`MINID ~` now minus the age).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StreamRetention {
+    Unbounded,
+    MaxLen(u64),
+    MaxAge(#[serde(with = "humantime_serde")] Duration),
 }
 
 impl Default for ShipConfig {
@@ -192,6 +227,11 @@ impl Default for ShipConfig {
             ready_backlog_bytes: 64 << 20,
             shutdown_deadline: Duration::from_secs(10),
             redis_timeout: Duration::from_secs(5),
+            sink: SinkKind::List,
+            stream_retention: StreamRetention::Unbounded,
+            shards: 1,
+            wait_replicas: 0,
+            instance_id: String::new(),
         }
     }
 }
@@ -258,8 +298,26 @@ impl Config {
         if self.ship.batch_records == 0 || self.ship.batch_bytes == 0 {
             return Err(ConfigError::invalid("ship.batch_records", "must be > 0"));
         }
-        redis::Client::open(self.redis.as_str())
-            .map_err(|e| ConfigError::invalid("redis", e.to_string()))?;
+        if self.ship.shards == 0 || self.ship.shards > 1024 {
+            return Err(ConfigError::invalid("ship.shards", "must be 1 to 1024"));
+        }
+        if matches!(self.ship.stream_retention, StreamRetention::MaxLen(0)) {
+            return Err(ConfigError::invalid(
+                "ship.stream_retention",
+                "max_len must be > 0",
+            ));
+        }
+        if !self
+            .ship
+            .instance_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(ConfigError::invalid(
+                "ship.instance_id",
+                "letters, digits, `-` and `_` only",
+            ));
+        }
         self.analytics.validate()?;
         crate::template::http::compile(&self.http.format)
             .map_err(|e| ConfigError::invalid("http.format", e.to_string()))?;

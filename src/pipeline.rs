@@ -12,8 +12,13 @@ use tokio::task::JoinHandle;
 use crate::config::{Config, FsyncPolicy};
 use crate::log::{Log, LogError};
 use crate::ship::position::{self, PositionFile};
+use crate::config::SinkKind;
+use crate::conn::{Link, RedisTarget, Timeouts};
+use crate::ship::cluster::Layout;
 use crate::ship::redis_list::RedisList;
-use crate::ship::{redact, Shipper, ShipperStatus, Tap};
+use crate::ship::script::{ScriptSink, Write};
+use crate::ship::sinks::AnySink;
+use crate::ship::{Shipper, ShipperStatus, Tap};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
@@ -54,25 +59,23 @@ impl Pipeline {
         if lock.try_lock().is_err() {
             return Err(PipelineError::Locked(dir.clone()));
         }
-        let id = position::instance_id(dir).map_err(io_err)?;
+        let id = match config.ship.instance_id.as_str() {
+            "" => position::instance_id(dir).map_err(io_err)?,
+            id => id.to_owned(),
+        };
         let position_file = PositionFile::new(dir);
         let log = Arc::new(Log::open(
             &dir.join("log"),
             config.log.clone(),
             position_file.load(),
         )?);
-        let client = redis::Client::open(config.redis.as_str())?;
-        let sink = RedisList::new(
-            client,
-            format!("pixelpipe:shipped:{id}"),
-            config.ship.redis_timeout,
-        );
+        let sink = sink_for(config, &id)?;
         let (shipper, status) = Shipper::new(
             log.clone(),
             sink,
             position_file,
             config.ship.clone(),
-            redact(&config.redis),
+            config.redis.to_string(),
             tap,
         );
         let (drain, drain_rx) = watch::channel(false);
@@ -84,7 +87,7 @@ impl Pipeline {
             log = %log.dir().display(),
             instance = %id,
             backlog_bytes = log.backlog(),
-            redis = %redact(&config.redis),
+            redis = %config.redis,
             "local log open; shipping to Redis"
         );
         Ok(Pipeline {
@@ -121,6 +124,39 @@ impl Pipeline {
             tracing::warn!(error = %e, "final fsync of the local log failed");
         }
         left
+    }
+}
+
+/// The seed's setup (a list on one server, one shard, no `WAIT`) keeps the list sink;
+/// anything past it ships through the script sink.
+fn sink_for(config: &Config, id: &str) -> Result<AnySink, PipelineError> {
+    let ship = &config.ship;
+    let timeout = ship.redis_timeout;
+    match &config.redis {
+        RedisTarget::Single { url }
+            if ship.sink == SinkKind::List && ship.shards == 1 && ship.wait_replicas == 0 =>
+        {
+            let client = redis::Client::open(url.as_str())?;
+            Ok(AnySink::List(RedisList::new(
+                client,
+                format!("pixelpipe:shipped:{id}"),
+                timeout,
+            )))
+        }
+        target => {
+            let write = match ship.sink {
+                SinkKind::List => Write::List,
+                SinkKind::Stream => Write::Stream(ship.stream_retention),
+            };
+            let link = Link::new(target.clone(), Timeouts::new(timeout), "shipper");
+            Ok(AnySink::Script(ScriptSink::new(
+                link,
+                Layout::new(ship.shards, target.is_cluster()),
+                id.to_owned(),
+                write,
+                ship.wait_replicas,
+            )))
+        }
     }
 }
 

@@ -60,7 +60,7 @@ impl RedisConn {
                     .await?;
                 Ok(RedisConn::Single(conn))
             }
-            RedisTarget::Cluster { nodes } => {
+            RedisTarget::Cluster { nodes, .. } => {
                 let mut builder = redis::cluster::ClusterClient::builder(nodes.clone())
                     .connection_timeout(t.connect)
                     // Few, quick retries inside the crate (redirections, a node that is

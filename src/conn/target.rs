@@ -33,9 +33,9 @@ pub enum TargetError {
 pub enum RedisTarget {
     /// One server (and its replicas behind it, which pixelpipe does not talk to).
     Single { url: String },
-    /// A Redis Cluster: the seed nodes, each as a single-server URL carrying the shared
-    /// credentials and TLS settings.
-    Cluster { nodes: Vec<String> },
+    /// A Redis Cluster: the URL as written, and the seed nodes, each as a single-server
+    /// URL carrying the shared credentials and TLS settings.
+    Cluster { url: String, nodes: Vec<String> },
 }
 
 impl RedisTarget {
@@ -47,7 +47,7 @@ impl RedisTarget {
     pub fn connection_infos(&self) -> Result<Vec<ConnectionInfo>, redis::RedisError> {
         match self {
             RedisTarget::Single { url } => Ok(vec![url.as_str().into_connection_info()?]),
-            RedisTarget::Cluster { nodes } => nodes
+            RedisTarget::Cluster { nodes, .. } => nodes
                 .iter()
                 .map(|n| n.as_str().into_connection_info())
                 .collect(),
@@ -58,33 +58,17 @@ impl RedisTarget {
     pub fn to_url(&self) -> String {
         match self {
             RedisTarget::Single { url } => url.clone(),
-            RedisTarget::Cluster { nodes } => {
-                // All nodes share scheme, credentials and fragment: rebuild from the first.
-                let first = url::Url::parse(&nodes[0]).expect("nodes are parsed URLs");
-                let scheme = format!("{}+cluster", first.scheme());
-                let userinfo = match (first.username(), first.password()) {
-                    ("", None) => String::new(),
-                    (u, None) => format!("{u}@"),
-                    (u, Some(p)) => format!("{u}:{p}@"),
-                };
-                let hosts: Vec<String> = nodes.iter().map(|n| host_port(n)).collect();
-                let fragment = first
-                    .fragment()
-                    .map(|f| format!("/#{f}"))
-                    .unwrap_or_default();
-                format!("{scheme}://{userinfo}{}{fragment}", hosts.join(","))
-            }
+            RedisTarget::Cluster { url, .. } => url.clone(),
         }
     }
-}
 
-fn host_port(node_url: &str) -> String {
-    let u = url::Url::parse(node_url).expect("nodes are parsed URLs");
-    format!(
-        "{}:{}",
-        u.host_str().unwrap_or_default(),
-        u.port().unwrap_or(6379)
-    )
+    /// The seed nodes' URLs (one for a single server).
+    pub fn nodes(&self) -> Vec<&str> {
+        match self {
+            RedisTarget::Single { url } => vec![url.as_str()],
+            RedisTarget::Cluster { nodes, .. } => nodes.iter().map(String::as_str).collect(),
+        }
+    }
 }
 
 impl FromStr for RedisTarget {
@@ -103,7 +87,11 @@ impl FromStr for RedisTarget {
             }
             "redis+cluster" | "rediss+cluster" => {
                 let single_scheme = scheme.trim_end_matches("+cluster");
-                parse_cluster(single_scheme, rest)
+                let nodes = parse_cluster(single_scheme, rest)?;
+                Ok(RedisTarget::Cluster {
+                    url: s.to_owned(),
+                    nodes,
+                })
             }
             other => Err(TargetError::Scheme(other.to_owned())),
         }
@@ -112,7 +100,7 @@ impl FromStr for RedisTarget {
 
 /// `[user:pass@]h1:p1,h2:p2[/][#fragment]` → one `scheme://[user:pass@]h:p[#fragment]`
 /// URL per node.
-fn parse_cluster(scheme: &str, rest: &str) -> Result<RedisTarget, TargetError> {
+fn parse_cluster(scheme: &str, rest: &str) -> Result<Vec<String>, TargetError> {
     let (rest, fragment) = match rest.split_once('#') {
         Some((r, f)) => (r, Some(f)),
         None => (rest, None),
@@ -158,7 +146,7 @@ fn parse_cluster(scheme: &str, rest: &str) -> Result<RedisTarget, TargetError> {
     if nodes.is_empty() {
         return Err(TargetError::NoNodes);
     }
-    Ok(RedisTarget::Cluster { nodes })
+    Ok(nodes)
 }
 
 /// `url` with its password (if any) replaced by `***`.
@@ -249,30 +237,26 @@ mod tests {
 
     #[test]
     fn cluster_urls_become_one_node_url_each() {
-        let t = parse("redis+cluster://a:7000,b:7001, c:7002").unwrap();
+        let t = parse("redis+cluster://a:7000,b:7001,c:7002").unwrap();
         assert_eq!(
-            t,
-            RedisTarget::Cluster {
-                nodes: vec![
-                    "redis://a:7000".into(),
-                    "redis://b:7001".into(),
-                    "redis://c:7002".into()
-                ]
-            }
+            t.nodes(),
+            ["redis://a:7000", "redis://b:7001", "redis://c:7002"]
         );
         assert!(t.is_cluster());
         assert_eq!(t.to_url(), "redis+cluster://a:7000,b:7001,c:7002");
+        assert_eq!(
+            parse("redis+cluster://a:7000, b:7001").unwrap().nodes(),
+            ["redis://a:7000", "redis://b:7001"]
+        );
         assert_eq!(t.connection_infos().unwrap().len(), 3);
 
         let tls = parse("rediss+cluster://default:p@ss,w@a:7000,b:7001/#insecure").unwrap();
         assert_eq!(
-            tls,
-            RedisTarget::Cluster {
-                nodes: vec![
-                    "rediss://default:p@ss,w@a:7000/#insecure".into(),
-                    "rediss://default:p@ss,w@b:7001/#insecure".into()
-                ]
-            }
+            tls.nodes(),
+            [
+                "rediss://default:p@ss,w@a:7000/#insecure",
+                "rediss://default:p@ss,w@b:7001/#insecure"
+            ]
         );
         assert_eq!(
             tls.to_url(),
@@ -281,10 +265,8 @@ mod tests {
         // Round trip through the config's string form.
         assert_eq!(parse(&tls.to_url()).unwrap(), tls);
         assert_eq!(
-            parse("redis+cluster://[::1]:7000").unwrap(),
-            RedisTarget::Cluster {
-                nodes: vec!["redis://[::1]:7000".into()]
-            }
+            parse("redis+cluster://[::1]:7000").unwrap().nodes(),
+            ["redis://[::1]:7000"]
         );
     }
 

@@ -144,21 +144,29 @@ pub struct Analytics {
 
 /// Spawns the aggregator (call inside a tokio runtime) and builds the dashboard routes.
 pub fn start_analytics(config: &crate::config::Config) -> Result<Analytics, redis::RedisError> {
+    use crate::conn::{Link, Timeouts};
     if !config.analytics.enabled {
         return Ok(Analytics {
             tap: None,
             router: axum::Router::new(),
         });
     }
-    let client = redis::Client::open(config.redis.as_str())?;
     let (tap, batches) = tokio::sync::mpsc::channel(config.analytics.queue_batches.max(1));
+    let timeouts = Timeouts::new(std::time::Duration::from_secs(5));
     tokio::spawn(aggregate::run(
-        client.clone(),
+        Link::new(config.redis.clone(), timeouts, "aggregator"),
         config.analytics.clone(),
         batches,
     ));
-    let state =
-        dashboard::DashboardState::new(client, config.analytics.clone(), config.http.key.clone());
+    let dashboard_timeouts = Timeouts {
+        connect: std::time::Duration::from_secs(1),
+        response: Some(std::time::Duration::from_secs(2)),
+    };
+    let state = dashboard::DashboardState::new(
+        Link::new(config.redis.clone(), dashboard_timeouts, "dashboard"),
+        config.analytics.clone(),
+        config.http.key.clone(),
+    );
     Ok(Analytics {
         tap: Some(tap),
         router: dashboard::router(state),

@@ -21,6 +21,8 @@ pub struct Query {
     pub list: String,
     pub window_minutes: i64,
     pub now: i64,
+    /// The keys are hash-tagged (a cluster): see [`Keys::new`].
+    pub tagged: bool,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -87,7 +89,7 @@ pub async fn snapshot<C: redis::aio::ConnectionLike>(
     config: &AnalyticsConfig,
     q: &Query,
 ) -> redis::RedisResult<Snapshot> {
-    let keys = Keys::new(&config.prefix, &q.list);
+    let keys = Keys::new(&config.prefix, &q.list, q.tagged);
     let now = q.now;
     let this_minute = minute_of(now);
     let first_second = now - SECONDS;

@@ -6,6 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::sink::{Exec, Sink};
+use super::stream::{self, GroupOptions};
+use crate::conn::RedisTarget;
+use crate::ship::cluster::Layout;
 use super::source::{Mode, Source};
 use super::ConsumeError;
 use crate::config::Config;
@@ -52,6 +55,19 @@ pub struct TailArgs {
     /// Most events fetched in one round trip.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=5000))]
     pub fetch: u64,
+    /// Read the Redis Stream (`ship.sink = "stream"`; all its `ship.shards`) with a
+    /// consumer group: entries acknowledged once handled, shared between the consumers.
+    #[arg(long, conflicts_with_all = ["no_remove", "reliable"])]
+    pub stream: bool,
+    /// The consumer group (created if missing, from the stream's first entry).
+    #[arg(long, default_value = "pixelpipe", requires = "stream")]
+    pub group: String,
+    /// Take over entries another consumer of the group left unacknowledged this long.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration, requires = "stream")]
+    pub claim_idle: Duration,
+    /// An entry delivered more often than this goes to the dead-letter stream `{stream}:dead`.
+    #[arg(long, default_value_t = 5, requires = "stream")]
+    pub max_deliveries: u64,
 }
 
 fn default_consumer() -> String {
@@ -72,7 +88,6 @@ pub struct Summary {
 
 pub fn run(config: &Config, args: &TailArgs) -> Result<Summary, ConsumeError> {
     let key = args.key.clone().unwrap_or_else(|| config.http.key.clone());
-    let client = redis::Client::open(config.redis.as_str())?;
     let stop_flag = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, stop_flag.clone()).map_err(ConsumeError::Output)?;
@@ -81,6 +96,41 @@ pub fn run(config: &Config, args: &TailArgs) -> Result<Summary, ConsumeError> {
         let f = stop_flag.clone();
         move || f.load(Ordering::Relaxed)
     };
+    let mut sink = match &args.exec {
+        Some(command) => Sink::Exec(Exec {
+            command: command.clone(),
+            batch: args.batch,
+            retries: args.retries,
+            backoff: args.retry_backoff,
+        }),
+        None => Sink::print(args.json),
+    };
+    if args.stream {
+        let layout = Layout::new(config.ship.shards, config.redis.is_cluster());
+        let opts = GroupOptions {
+            group: args.group.clone(),
+            consumer: args.consumer.clone(),
+            claim_idle: args.claim_idle,
+            max_deliveries: args.max_deliveries,
+            fetch: args.fetch as usize,
+        };
+        let result = stream::run(
+            &config.redis,
+            layout.all_keys(&key),
+            &opts,
+            &mut sink,
+            args.count,
+            &stopped,
+        );
+        return finish(result, &format!("{key}:dead"));
+    }
+    let RedisTarget::Single { url } = &config.redis else {
+        return Err(ConsumeError::Redis(redis::RedisError::from((
+            redis::ErrorKind::InvalidClientConfig,
+            "on a Redis Cluster, tail reads streams: use --stream (with ship.sink = \"stream\")",
+        ))));
+    };
+    let client = redis::Client::open(url.as_str())?;
     let mode = if args.no_remove {
         Mode::Peek
     } else if args.reliable {
@@ -91,15 +141,6 @@ pub fn run(config: &Config, args: &TailArgs) -> Result<Summary, ConsumeError> {
         Mode::Pop
     };
     let mut source = Source::new(client, key.clone(), mode, Box::new(stopped.clone()));
-    let mut sink = match &args.exec {
-        Some(command) => Sink::Exec(Exec {
-            command: command.clone(),
-            batch: args.batch,
-            retries: args.retries,
-            backoff: args.retry_backoff,
-        }),
-        None => Sink::print(args.json),
-    };
     let dead_letter = args
         .dead_letter
         .clone()
@@ -128,6 +169,19 @@ pub fn run(config: &Config, args: &TailArgs) -> Result<Summary, ConsumeError> {
             return Ok(());
         }
     })();
+    finish(result.map(|()| summary), &dead_letter)
+}
+
+/// Says what a finished `tail` left behind (malformed records, dead letters).
+fn finish(result: Result<Summary, ConsumeError>, dead_letter: &str) -> Result<Summary, ConsumeError> {
+    let summary = match result {
+        Ok(s) => s,
+        // `tail | head`: the reader is gone, which is how such a pipeline ends.
+        Err(ConsumeError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            return Ok(Summary::default())
+        }
+        Err(e) => return Err(e),
+    };
     if summary.malformed > 0 {
         tracing::warn!(
             malformed = summary.malformed,
@@ -137,10 +191,5 @@ pub fn run(config: &Config, args: &TailArgs) -> Result<Summary, ConsumeError> {
     if summary.dead > 0 {
         tracing::warn!(dead = summary.dead, dead_letter = %dead_letter, "events moved to the dead-letter list");
     }
-    match result {
-        // `tail | head`: the reader is gone, which is how such a pipeline ends.
-        Err(ConsumeError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(summary),
-        Err(e) => Err(e),
-        Ok(()) => Ok(summary),
-    }
+    Ok(summary)
 }

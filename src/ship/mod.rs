@@ -6,6 +6,7 @@ pub mod cluster;
 pub mod position;
 pub mod redis_list;
 pub mod script;
+pub mod sinks;
 pub mod stream;
 
 use std::sync::Arc;
@@ -17,7 +18,7 @@ use crate::config::ShipConfig;
 use crate::log::{Batch, Log, Reader};
 use crate::metrics::metrics;
 use position::PositionFile;
-use redis_list::RedisList;
+use sinks::AnySink;
 
 /// Shipped batches, for whoever wants to see them after Redis has them (the analytics).
 pub type Tap = mpsc::Sender<Arc<Batch>>;
@@ -25,7 +26,7 @@ pub type Tap = mpsc::Sender<Arc<Batch>>;
 pub struct Shipper {
     log: Arc<Log>,
     reader: Reader,
-    sink: RedisList,
+    sink: AnySink,
     position_file: PositionFile,
     config: ShipConfig,
     /// Where the Redis URL points, password removed, for messages.
@@ -49,7 +50,7 @@ pub struct ShipperStatus {
 impl Shipper {
     pub fn new(
         log: Arc<Log>,
-        sink: RedisList,
+        sink: AnySink,
         position_file: PositionFile,
         config: ShipConfig,
         redis_display: String,

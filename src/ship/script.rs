@@ -10,7 +10,7 @@ use std::time::Duration;
 use redis::{RedisError, Value};
 
 use super::cluster::Layout;
-use super::stream::Retention;
+use crate::config::StreamRetention;
 use crate::conn::{Link, RedisConn};
 use crate::log::Batch;
 
@@ -20,7 +20,7 @@ pub enum Write {
     /// `LPUSH` on a list, as the seed's syslog-ng did.
     List,
     /// `XADD` on a stream, the record in the field `r`.
-    Stream(Retention),
+    Stream(StreamRetention),
 }
 
 /// KEYS[1]: the position key; KEYS[2..]: the keys of the batch's records.
@@ -236,7 +236,7 @@ impl ScriptSink {
         let (kind, trim_kind, trim_value) = match self.write {
             Write::List => ("list", "", String::new()),
             Write::Stream(retention) => {
-                let (k, v) = retention.xadd_args();
+                let (k, v) = super::stream::xadd_trim(retention);
                 ("stream", k, v)
             }
         };

@@ -23,34 +23,22 @@
 //! batch must be a no-op, not a second copy. The atomic step and the check together make
 //! it exactly once whoever retries.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-/// How much of a stream Redis keeps. Trimming is approximate (`~`): Redis trims whole
-/// macro-nodes, which is much cheaper, and keeps at least what was asked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Retention {
-    /// Keep everything (consumers or an operator trim it).
-    #[default]
-    Unbounded,
-    /// `MAXLEN ~ N`: about the newest N entries.
-    MaxLen(u64),
-    /// `MINID ~ <now - age>`: entries younger than this (ids are milliseconds since the epoch).
-    MaxAge(Duration),
-}
+use crate::config::StreamRetention;
 
-impl Retention {
-    /// The trim arguments of `XADD` for a batch shipped now: `("", "")` for none.
-    pub fn xadd_args(&self) -> (&'static str, String) {
-        match self {
-            Retention::Unbounded => ("", String::new()),
-            Retention::MaxLen(n) => ("MAXLEN", n.to_string()),
-            Retention::MaxAge(age) => {
-                let now = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .unwrap_or_default();
-                let min = now.saturating_sub(*age).as_millis();
-                ("MINID", min.to_string())
-            }
+/// The trim arguments of `XADD` for a batch shipped now: `("", "")` for none. Trimming
+/// is approximate (`~`): Redis trims whole macro-nodes, which is much cheaper, and keeps
+/// at least what was asked for.
+pub fn xadd_trim(retention: StreamRetention) -> (&'static str, String) {
+    match retention {
+        StreamRetention::Unbounded => ("", String::new()),
+        StreamRetention::MaxLen(n) => ("MAXLEN", n.to_string()),
+        StreamRetention::MaxAge(age) => {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default();
+            ("MINID", now.saturating_sub(age).as_millis().to_string())
         }
     }
 }
@@ -61,12 +49,13 @@ mod tests {
 
     #[test]
     fn retention_becomes_xadd_trim_arguments() {
-        assert_eq!(Retention::Unbounded.xadd_args(), ("", String::new()));
+        use std::time::Duration;
+        assert_eq!(xadd_trim(StreamRetention::Unbounded), ("", String::new()));
         assert_eq!(
-            Retention::MaxLen(1000).xadd_args(),
+            xadd_trim(StreamRetention::MaxLen(1000)),
             ("MAXLEN", "1000".into())
         );
-        let (kind, min) = Retention::MaxAge(Duration::from_secs(3600)).xadd_args();
+        let (kind, min) = xadd_trim(StreamRetention::MaxAge(Duration::from_secs(3600)));
         assert_eq!(kind, "MINID");
         let now_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)

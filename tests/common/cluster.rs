@@ -146,13 +146,18 @@ impl Cluster {
 
     /// The port of the master serving `key`'s slot now.
     pub fn master_of(&self, key: &str) -> u16 {
+        self.find_master_of(key)
+            .unwrap_or_else(|| panic!("no master serves the slot of {key}"))
+    }
+
+    fn find_master_of(&self, key: &str) -> Option<u16> {
         let slot: u16 = {
-            let mut c = Cluster::node_conn(self.live_ports()[0]).expect("a live node");
+            let mut c = Cluster::node_conn(self.live_ports()[0]).ok()?;
             redis::cmd("CLUSTER")
                 .arg("KEYSLOT")
                 .arg(key)
                 .query(&mut c)
-                .expect("CLUSTER KEYSLOT")
+                .ok()?
         };
         for p in self.live_ports() {
             if !self.is_master(p) {
@@ -172,10 +177,10 @@ impl Cluster {
                 })
                 .unwrap_or_default();
             if mine.contains(&slot) {
-                return p;
+                return Some(p);
             }
         }
-        panic!("no master serves the slot of {key}");
+        None
     }
 
     /// `kill -9` of one node; returns its port.
@@ -191,14 +196,14 @@ impl Cluster {
         }
     }
 
-    /// Waits until a replica has taken over every slot of the dead master (the cluster is
-    /// `ok` again from every live node).
-    pub fn wait_failover(&self) {
+    /// Waits until a live master serves `key`'s slot again (a replica took over from the
+    /// killed one) and the cluster is `ok` from every live node.
+    pub fn wait_failover(&self, key: &str) {
         wait_until(
             "a replica to take over the killed master's slots",
             Duration::from_secs(30),
             || {
-                self.live_ports().iter().all(|&p| {
+                self.find_master_of(key).is_some() && self.live_ports().iter().all(|&p| {
                     Cluster::node_conn(p)
                         .and_then(|mut c| redis::cmd("CLUSTER").arg("INFO").query::<String>(&mut c))
                         .map(|s| s.contains("cluster_state:ok"))
