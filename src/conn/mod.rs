@@ -128,13 +128,26 @@ impl ConnectionLike for RedisConn {
     }
 }
 
-/// The connection broke (or never came up), as opposed to Redis answering with an error.
+/// The connection broke (or never came up), or the cluster moved the slot under us — as
+/// opposed to Redis refusing the command. Either way: reconnect (a new cluster connection
+/// reads the new slot map) and try again.
 pub fn is_connection_error(e: &RedisError) -> bool {
     e.is_io_error()
         || e.is_timeout()
         || e.is_connection_dropped()
         || e.is_connection_refusal()
         || e.is_cluster_error()
+        || moved_inside(e)
+}
+
+/// A transaction (or pipeline) refused because its slot moved or the cluster is failing
+/// over: the crate follows `MOVED`/`ASK` for single commands only.
+fn moved_inside(e: &RedisError) -> bool {
+    e.clone().into_server_errors().is_some_and(|errors| {
+        errors.iter().any(|(_, s)| {
+            matches!(s.code(), "MOVED" | "ASK" | "TRYAGAIN" | "CLUSTERDOWN")
+        })
+    })
 }
 
 /// The reconnecting helper: holds at most one connection, makes one when asked for it,

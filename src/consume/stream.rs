@@ -367,16 +367,27 @@ impl<'a> Reader<'a> {
         let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
             return Ok((Vec::new(), Vec::new()));
         };
-        let conn = self.link.get().await?;
-        let pending: Vec<(String, String, u64, u64)> = redis::cmd("XPENDING")
+        let mut xpending = redis::cmd("XPENDING");
+        xpending
             .arg(key)
             .arg(&self.opts.group)
             .arg(&first.id)
             .arg(&last.id)
             .arg(entries.len())
-            .arg(&self.opts.consumer)
-            .query_async(conn)
-            .await?;
+            .arg(&self.opts.consumer);
+        let result = match self.link.get().await {
+            Ok(conn) => xpending.query_async(conn).await,
+            Err(e) => Err(e),
+        };
+        // Not knowing the counts only delays dead-lettering: handle them this time.
+        let pending: Vec<(String, String, u64, u64)> = match result {
+            Ok(p) => p,
+            Err(e) if is_connection_error(&e) => {
+                self.link.failed(&e);
+                Vec::new()
+            }
+            Err(e) => return Err(e.into()),
+        };
         let ids: Vec<String> = pending
             .into_iter()
             .filter(|(_, _, _, deliveries)| *deliveries > self.opts.max_deliveries)

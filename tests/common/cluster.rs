@@ -16,6 +16,27 @@ pub struct Node {
     child: Option<Child>,
 }
 
+/// Starts (or restarts, with its `nodes.conf`: it rejoins) the node on `port` in `dir`.
+fn spawn_node(port: u16, dir: &std::path::Path) -> Child {
+    let node_dir = dir.join(port.to_string());
+    std::fs::create_dir_all(&node_dir).unwrap();
+    Command::new(require("redis-server", "redis-server"))
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--cluster-enabled", "yes"])
+        .args(["--cluster-config-file", "nodes.conf"])
+        // Quick failure detection: a failover in about two seconds.
+        .args(["--cluster-node-timeout", "1000"])
+        // The other masters keep serving while one is down.
+        .args(["--cluster-require-full-coverage", "no"])
+        .args(["--save", "", "--appendonly", "no"])
+        .arg("--dir")
+        .arg(&node_dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting redis-server")
+}
+
 pub struct Cluster {
     pub nodes: Vec<Node>,
     dir: tempfile::TempDir,
@@ -36,29 +57,13 @@ impl Cluster {
     /// `masters` masters with `replicas` replicas each, every slot assigned, every replica
     /// in sync.
     pub fn start(masters: usize, replicas: usize) -> Cluster {
-        let server = require("redis-server", "redis-server");
+        require("redis-server", "redis-server");
         let cli = require("redis-cli", "redis-tools");
         let dir = tempfile::tempdir().expect("tempdir");
         let mut nodes = Vec::new();
         for _ in 0..masters * (1 + replicas) {
             let port = free_cluster_port();
-            let node_dir = dir.path().join(port.to_string());
-            std::fs::create_dir_all(&node_dir).unwrap();
-            let child = Command::new(&server)
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .args(["--cluster-enabled", "yes"])
-                .args(["--cluster-config-file", "nodes.conf"])
-                // Quick failure detection: a failover in about two seconds.
-                .args(["--cluster-node-timeout", "1000"])
-                // The other masters keep serving while one is down.
-                .args(["--cluster-require-full-coverage", "no"])
-                .args(["--save", "", "--appendonly", "no"])
-                .arg("--dir")
-                .arg(&node_dir)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("starting redis-server");
+            let child = spawn_node(port, dir.path());
             nodes.push(Node {
                 port,
                 child: Some(child),
@@ -194,6 +199,20 @@ impl Cluster {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    /// Starts a killed node again; it rejoins the cluster (a dead master comes back as a
+    /// replica of the one that took its place). Waits until the cluster is healthy.
+    pub fn restart(&mut self, port: u16) {
+        let dir = self.dir.path().to_owned();
+        let node = self
+            .nodes
+            .iter_mut()
+            .find(|n| n.port == port)
+            .expect("a node of this cluster");
+        assert!(node.child.is_none(), "restart a killed node");
+        node.child = Some(spawn_node(port, &dir));
+        self.wait_healthy();
     }
 
     /// Waits until a live master serves `key`'s slot again (a replica took over from the
