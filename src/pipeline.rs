@@ -9,12 +9,12 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::config::{Config, FsyncPolicy};
-use crate::log::{Log, LogError};
-use crate::ship::position::{self, PositionFile};
 use crate::config::SinkKind;
+use crate::config::{Config, FsyncPolicy};
 use crate::conn::{Link, RedisTarget, Timeouts};
+use crate::log::{Log, LogError};
 use crate::ship::cluster::Layout;
+use crate::ship::position::{self, PositionFile};
 use crate::ship::redis_list::RedisList;
 use crate::ship::script::{ScriptSink, Write};
 use crate::ship::sinks::AnySink;

@@ -131,7 +131,11 @@ fn stream_ids(cluster: &Cluster) -> HashMap<u64, usize> {
     ids
 }
 
-fn wait_consumed(tails: &[&Tail], collectors: &[&Collector], answered: &[u64]) -> HashMap<u64, usize> {
+fn wait_consumed(
+    tails: &[&Tail],
+    collectors: &[&Collector],
+    answered: &[u64],
+) -> HashMap<u64, usize> {
     let start = std::time::Instant::now();
     loop {
         let seen = consumed(tails);
@@ -142,7 +146,11 @@ fn wait_consumed(tails: &[&Tail], collectors: &[&Collector], answered: &[u64]) -
         if start.elapsed() > Duration::from_secs(60) {
             let logs: Vec<String> = collectors.iter().map(|c| c.process.stderr()).collect();
             let tails: Vec<String> = tails.iter().map(|t| t.stderr()).collect();
-            panic!("{missing} answered ids never consumed\ncollectors:\n{}\nconsumers:\n{}", logs.join("\n"), tails.join("\n"));
+            panic!(
+                "{missing} answered ids never consumed\ncollectors:\n{}\nconsumers:\n{}",
+                logs.join("\n"),
+                tails.join("\n")
+            );
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -159,9 +167,11 @@ fn two_collectors_two_consumers_exactly_once_while_slots_move() {
 
     let n = 3000;
     let hits = load(a.addr, b.addr, n);
-    wait_until("some entries in the stream", Duration::from_secs(30), || {
-        stream_len(&cluster) > 500
-    });
+    wait_until(
+        "some entries in the stream",
+        Duration::from_secs(30),
+        || stream_len(&cluster) > 500,
+    );
     // Move the slot of shard 2 (the first 300 slots of its master, 5461–5760, hold it: slot 5649) to another master under load.
     let from = cluster.master_of("pixel:{2}");
     let to = cluster
@@ -172,12 +182,20 @@ fn two_collectors_two_consumers_exactly_once_while_slots_move() {
     cluster.reshard(from, to, 300);
     let answered = hits.join().unwrap();
     assert_eq!(answered.len() as u64, 2 * n, "every hit answered 200");
-    assert_ne!(cluster.master_of("pixel:{2}"), from, "the shard's slot moved");
+    assert_ne!(
+        cluster.master_of("pixel:{2}"),
+        from,
+        "the shard's slot moved"
+    );
 
     let seen = wait_consumed(&[&c1, &c2], &[&a, &b], &answered);
     let twice: Vec<_> = seen.iter().filter(|(_, &k)| k > 1).collect();
     assert!(twice.is_empty(), "consumed more than once: {twice:?}");
-    assert_eq!(seen.len(), answered.len(), "nothing consumed that was not answered");
+    assert_eq!(
+        seen.len(),
+        answered.len(),
+        "nothing consumed that was not answered"
+    );
     assert!(
         !c1.lines().is_empty() && !c2.lines().is_empty(),
         "both consumers of the group got a share"
@@ -197,9 +215,11 @@ fn a_master_killed_under_load_loses_nothing_with_wait_replicas() {
 
     let n = 3000;
     let hits = load(a.addr, b.addr, n);
-    wait_until("some entries in the stream", Duration::from_secs(30), || {
-        stream_len(&cluster) > 500
-    });
+    wait_until(
+        "some entries in the stream",
+        Duration::from_secs(30),
+        || stream_len(&cluster) > 500,
+    );
     let victim = cluster.master_of("pixel:{1}");
     cluster.kill9(victim);
     cluster.wait_failover("pixel:{1}");
@@ -216,12 +236,19 @@ fn a_master_killed_under_load_loses_nothing_with_wait_replicas() {
     let stored = stream_ids(&cluster);
     let twice: Vec<_> = stored.iter().filter(|(_, &k)| k > 1).collect();
     assert!(twice.is_empty(), "in the stream more than once: {twice:?}");
-    assert_eq!(stored.len(), answered.len(), "in the stream: every answered id");
+    assert_eq!(
+        stored.len(),
+        answered.len(),
+        "in the stream: every answered id"
+    );
     // The consumers' is at least once: the dead master's last acknowledgements (and
     // reads) may not have reached its replica, so entries handled just before the kill
     // can be delivered again — at most what the consumers had in flight.
     let again = seen.values().filter(|&&k| k > 1).count();
-    assert!(again <= 2 * 3 * 1000, "re-deliveries bounded by the reads in flight: {again}");
+    assert!(
+        again <= 2 * 3 * 1000,
+        "re-deliveries bounded by the reads in flight: {again}"
+    );
     assert!(
         a.process.stderr().contains("unreachable")
             || b.process.stderr().contains("unreachable")
@@ -242,9 +269,11 @@ fn a_killed_consumers_entries_are_claimed_by_the_other() {
 
     let n = 3000;
     let hits = load(a.addr, b.addr, n);
-    wait_until("c1 to consume some entries", Duration::from_secs(30), || {
-        c1.lines().len() > 200
-    });
+    wait_until(
+        "c1 to consume some entries",
+        Duration::from_secs(30),
+        || c1.lines().len() > 200,
+    );
     c1.kill9();
     let before_kill = consumed(&[&c1]);
     let answered = hits.join().unwrap();
@@ -256,7 +285,10 @@ fn a_killed_consumers_entries_are_claimed_by_the_other() {
     assert_eq!(seen.len(), answered.len(), "nothing lost");
     let by_c2 = consumed(&[&c2]);
     let twice_by_c2: Vec<_> = by_c2.iter().filter(|(_, &k)| k > 1).collect();
-    assert!(twice_by_c2.is_empty(), "c2 handled an entry twice: {twice_by_c2:?}");
+    assert!(
+        twice_by_c2.is_empty(),
+        "c2 handled an entry twice: {twice_by_c2:?}"
+    );
     // The only duplicates: what c1 printed and had not yet acknowledged when killed.
     let dup: Vec<u64> = by_c2
         .keys()
@@ -280,7 +312,14 @@ fn a_killed_consumers_entries_are_claimed_by_the_other() {
             .arg("c1")
             .query(&mut c)
             .unwrap();
-        assert!(pending.is_empty(), "c1 still has pending entries in shard {s}");
+        assert!(
+            pending.is_empty(),
+            "c1 still has pending entries in shard {s}"
+        );
     }
-    assert!(c2.stderr().contains("claimed"), "c2 said it claimed:\n{}", c2.stderr());
+    assert!(
+        c2.stderr().contains("claimed"),
+        "c2 said it claimed:\n{}",
+        c2.stderr()
+    );
 }

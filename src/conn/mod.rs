@@ -144,9 +144,9 @@ pub fn is_connection_error(e: &RedisError) -> bool {
 /// over: the crate follows `MOVED`/`ASK` for single commands only.
 fn moved_inside(e: &RedisError) -> bool {
     e.clone().into_server_errors().is_some_and(|errors| {
-        errors.iter().any(|(_, s)| {
-            matches!(s.code(), "MOVED" | "ASK" | "TRYAGAIN" | "CLUSTERDOWN")
-        })
+        errors
+            .iter()
+            .any(|(_, s)| matches!(s.code(), "MOVED" | "ASK" | "TRYAGAIN" | "CLUSTERDOWN"))
     })
 }
 

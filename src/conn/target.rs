@@ -16,7 +16,9 @@ use redis::{ConnectionInfo, IntoConnectionInfo};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum TargetError {
-    #[error("unsupported scheme `{0}`: use redis://, rediss://, redis+cluster:// or rediss+cluster://")]
+    #[error(
+        "unsupported scheme `{0}`: use redis://, rediss://, redis+cluster:// or rediss+cluster://"
+    )]
     Scheme(String),
     #[error("a cluster URL needs at least one host:port")]
     NoNodes,
@@ -226,10 +228,7 @@ mod tests {
             "redis://user:secret@host:7000/3",
             "rediss://host:6380/#insecure",
         ] {
-            assert_eq!(
-                parse(url).unwrap(),
-                RedisTarget::Single { url: url.into() }
-            );
+            assert_eq!(parse(url).unwrap(), RedisTarget::Single { url: url.into() });
             assert_eq!(parse(url).unwrap().to_url(), url);
         }
         assert!(!parse("redis://h:1").unwrap().is_cluster());
@@ -272,10 +271,7 @@ mod tests {
 
     #[test]
     fn bad_urls_say_what_is_wrong() {
-        assert_eq!(
-            parse("http://h:1"),
-            Err(TargetError::Scheme("http".into()))
-        );
+        assert_eq!(parse("http://h:1"), Err(TargetError::Scheme("http".into())));
         assert_eq!(parse("redis+cluster://"), Err(TargetError::NoNodes));
         assert_eq!(
             parse("redis+cluster://a:7000,b"),
@@ -303,10 +299,7 @@ mod tests {
             parse("rediss+cluster://u:p@a:1,b:2").unwrap().to_string(),
             "rediss+cluster://u:***@a:1,b:2"
         );
-        assert_eq!(
-            parse("redis://h:1").unwrap().to_string(),
-            "redis://h:1"
-        );
+        assert_eq!(parse("redis://h:1").unwrap().to_string(), "redis://h:1");
         assert!(!format!("{:?}", parse("redis://:pw@h:1").unwrap()).contains("pw"));
     }
 

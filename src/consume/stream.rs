@@ -189,7 +189,9 @@ impl<'a> Reader<'a> {
                 .query_async(conn)
                 .await;
             match r {
-                Ok(()) => tracing::info!(stream = %key, group = %self.opts.group, "created the consumer group"),
+                Ok(()) => {
+                    tracing::info!(stream = %key, group = %self.opts.group, "created the consumer group")
+                }
                 Err(e) if e.code() == Some("BUSYGROUP") => {}
                 Err(e) => return Err(e),
             }
@@ -209,7 +211,8 @@ impl<'a> Reader<'a> {
         let group = self.opts.group.clone();
         let consumer = self.opts.consumer.clone();
         let n = self.opts.fetch.min(left).max(1);
-        let claim_due = shard.claimed_at.elapsed() >= self.opts.claim_idle.min(Duration::from_secs(5));
+        let claim_due =
+            shard.claimed_at.elapsed() >= self.opts.claim_idle.min(Duration::from_secs(5));
         let pending_from = shard.pending_from.clone();
         let claim = claim_due.then(|| {
             shard.claimed_at = Instant::now();
@@ -477,7 +480,10 @@ pub fn autoclaim_reply(v: &Value) -> (String, Vec<Entry>) {
     let Value::Array(parts) = v else {
         return ("0-0".into(), Vec::new());
     };
-    let cursor = parts.first().and_then(as_string).unwrap_or_else(|| "0-0".into());
+    let cursor = parts
+        .first()
+        .and_then(as_string)
+        .unwrap_or_else(|| "0-0".into());
     let entries = parts.get(1).map(entry_list).unwrap_or_default();
     (cursor, entries)
 }

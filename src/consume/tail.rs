@@ -6,12 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::sink::{Exec, Sink};
-use super::stream::{self, GroupOptions};
-use crate::conn::RedisTarget;
-use crate::ship::cluster::Layout;
 use super::source::{Mode, Source};
+use super::stream::{self, GroupOptions};
 use super::ConsumeError;
 use crate::config::Config;
+use crate::conn::RedisTarget;
+use crate::ship::cluster::Layout;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct TailArgs {
@@ -173,7 +173,10 @@ pub fn run(config: &Config, args: &TailArgs) -> Result<Summary, ConsumeError> {
 }
 
 /// Says what a finished `tail` left behind (malformed records, dead letters).
-fn finish(result: Result<Summary, ConsumeError>, dead_letter: &str) -> Result<Summary, ConsumeError> {
+fn finish(
+    result: Result<Summary, ConsumeError>,
+    dead_letter: &str,
+) -> Result<Summary, ConsumeError> {
     let summary = match result {
         Ok(s) => s,
         // `tail | head`: the reader is gone, which is how such a pipeline ends.

@@ -161,7 +161,11 @@ impl ScriptSink {
                 return Err(e.into());
             }
         };
-        let wait = if replies.len() > 1 { replies.pop() } else { None };
+        let wait = if replies.len() > 1 {
+            replies.pop()
+        } else {
+            None
+        };
         match replies.pop() {
             Some(Ok(_)) => {}
             Some(Err(e)) if e.code() == Some("PIXELPIPE") => {

@@ -6,6 +6,8 @@ use super::redis_list::{RedisList, SinkError};
 use super::script::{ScriptSink, ScriptSinkError};
 use crate::log::Batch;
 
+// One per shipper: the size of the variants does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum AnySink {
     List(RedisList),
     Script(ScriptSink),

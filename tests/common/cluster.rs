@@ -71,12 +71,16 @@ impl Cluster {
         }
         for n in &nodes {
             let url = format!("redis://127.0.0.1:{}", n.port);
-            wait_until("a cluster node to answer PING", Duration::from_secs(10), || {
-                redis::Client::open(url.as_str())
-                    .and_then(|c| c.get_connection())
-                    .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
-                    .is_ok()
-            });
+            wait_until(
+                "a cluster node to answer PING",
+                Duration::from_secs(10),
+                || {
+                    redis::Client::open(url.as_str())
+                        .and_then(|c| c.get_connection())
+                        .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
+                        .is_ok()
+                },
+            );
         }
         let mut create = Command::new(&cli);
         create.arg("--cluster").arg("create");
@@ -134,8 +138,7 @@ impl Cluster {
                         && (!repl.contains("role:master")
                             || repl.contains("connected_slaves:0")
                             || repl.contains("state=online"))
-                        && (!repl.contains("role:slave")
-                            || repl.contains("master_link_status:up"))
+                        && (!repl.contains("role:slave") || repl.contains("master_link_status:up"))
                 })
             },
         );
@@ -222,12 +225,15 @@ impl Cluster {
             "a replica to take over the killed master's slots",
             Duration::from_secs(30),
             || {
-                self.find_master_of(key).is_some() && self.live_ports().iter().all(|&p| {
-                    Cluster::node_conn(p)
-                        .and_then(|mut c| redis::cmd("CLUSTER").arg("INFO").query::<String>(&mut c))
-                        .map(|s| s.contains("cluster_state:ok"))
-                        .unwrap_or(false)
-                })
+                self.find_master_of(key).is_some()
+                    && self.live_ports().iter().all(|&p| {
+                        Cluster::node_conn(p)
+                            .and_then(|mut c| {
+                                redis::cmd("CLUSTER").arg("INFO").query::<String>(&mut c)
+                            })
+                            .map(|s| s.contains("cluster_state:ok"))
+                            .unwrap_or(false)
+                    })
             },
         );
     }
@@ -237,7 +243,10 @@ impl Cluster {
     pub fn reshard(&self, from: u16, to: u16, slots: u32) {
         let id = |p: u16| -> String {
             let mut c = Cluster::node_conn(p).expect("a live node");
-            redis::cmd("CLUSTER").arg("MYID").query(&mut c).expect("MYID")
+            redis::cmd("CLUSTER")
+                .arg("MYID")
+                .query(&mut c)
+                .expect("MYID")
         };
         run_ok(
             Command::new(require("redis-cli", "redis-tools"))
