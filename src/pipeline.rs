@@ -17,7 +17,7 @@ use crate::ship::cluster::Layout;
 use crate::ship::position::{self, PositionFile};
 use crate::ship::redis_list::RedisList;
 use crate::ship::script::{ScriptSink, Write};
-use crate::ship::sinks::AnySink;
+use crate::ship::sink::Sink;
 use crate::ship::{Shipper, ShipperStatus, Tap};
 
 #[derive(Debug, thiserror::Error)]
@@ -69,17 +69,18 @@ impl Pipeline {
             config.log.clone(),
             position_file.load(),
         )?);
-        let sink = sink_for(config, &id)?;
-        let (shipper, status) = Shipper::new(
-            log.clone(),
-            sink,
-            position_file,
-            config.ship.clone(),
-            config.redis.to_string(),
-            tap,
-        );
         let (drain, drain_rx) = watch::channel(false);
-        let shipper = tokio::spawn(shipper.run(drain_rx));
+        let start = StartShipper {
+            log: log.clone(),
+            position_file,
+            config,
+            tap,
+            drain: drain_rx,
+        };
+        let (shipper, status) = match sink_for(config, &id)? {
+            Chosen::List(sink) => start.spawn(sink),
+            Chosen::Script(sink) => start.spawn(sink),
+        };
         if config.log.fsync == FsyncPolicy::Interval {
             tokio::spawn(sync_every(Arc::downgrade(&log), config.log.fsync_interval));
         }
@@ -127,9 +128,39 @@ impl Pipeline {
     }
 }
 
+/// The sink chosen from the configuration (one per process: size does not matter).
+#[allow(clippy::large_enum_variant)]
+enum Chosen {
+    List(RedisList),
+    Script(ScriptSink),
+}
+
+/// What a shipper needs besides its sink.
+struct StartShipper<'a> {
+    log: Arc<Log>,
+    position_file: PositionFile,
+    config: &'a Config,
+    tap: Option<Tap>,
+    drain: watch::Receiver<bool>,
+}
+
+impl StartShipper<'_> {
+    fn spawn<S: Sink + 'static>(self, sink: S) -> (JoinHandle<()>, ShipperStatus) {
+        let (shipper, status) = Shipper::new(
+            self.log,
+            sink,
+            self.position_file,
+            self.config.ship.clone(),
+            self.config.redis.to_string(),
+            self.tap,
+        );
+        (tokio::spawn(shipper.run(self.drain)), status)
+    }
+}
+
 /// The seed's setup (a list on one server, one shard, no `WAIT`) keeps the list sink;
 /// anything past it ships through the script sink.
-fn sink_for(config: &Config, id: &str) -> Result<AnySink, PipelineError> {
+fn sink_for(config: &Config, id: &str) -> Result<Chosen, PipelineError> {
     let ship = &config.ship;
     let timeout = ship.redis_timeout;
     match &config.redis {
@@ -137,7 +168,7 @@ fn sink_for(config: &Config, id: &str) -> Result<AnySink, PipelineError> {
             if ship.sink == SinkKind::List && ship.shards == 1 && ship.wait_replicas == 0 =>
         {
             let client = redis::Client::open(url.as_str())?;
-            Ok(AnySink::List(RedisList::new(
+            Ok(Chosen::List(RedisList::new(
                 client,
                 format!("pixelpipe:shipped:{id}"),
                 timeout,
@@ -149,7 +180,7 @@ fn sink_for(config: &Config, id: &str) -> Result<AnySink, PipelineError> {
                 SinkKind::Stream => Write::Stream(ship.stream_retention),
             };
             let link = Link::new(target.clone(), Timeouts::new(timeout), "shipper");
-            Ok(AnySink::Script(ScriptSink::new(
+            Ok(Chosen::Script(ScriptSink::new(
                 link,
                 Layout::new(ship.shards, target.is_cluster()),
                 id.to_owned(),

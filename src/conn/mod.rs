@@ -6,15 +6,13 @@
 //! No client of our own: a single server is the `redis` crate's `MultiplexedConnection`,
 //! a cluster its `cluster_async::ClusterConnection` (slot map, `MOVED`/`ASK`, failover).
 
-pub mod target;
-
 use std::time::Duration;
 
 use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::cluster_async::ClusterConnection;
 use redis::{AsyncConnectionConfig, Client, Cmd, Pipeline, RedisError, RedisFuture, Value};
 
-pub use target::{RedisTarget, TargetError};
+pub use crate::config::redis_target::{RedisTarget, TargetError};
 
 /// How long to wait for a connection and for each reply. `response: None` is for blocking
 /// reads (`XREADGROUP … BLOCK`, `BRPOP`), which must not be mistaken for a dead server:

@@ -5,11 +5,10 @@
 //! See [`super::stream`] for why this is exactly once and [`super::cluster`] for the key
 //! layout and `WAIT`.
 
-use std::time::Duration;
-
 use redis::{RedisError, Value};
 
 use super::cluster::Layout;
+use super::sink::{Sink, SinkError};
 use crate::config::StreamRetention;
 use crate::conn::{Link, RedisConn};
 use crate::log::Batch;
@@ -59,22 +58,15 @@ return 1
 /// How long one `WAIT` blocks before the sink asks again (and the shipper can stop).
 const WAIT_MS: u64 = 1000;
 
-#[derive(Debug, thiserror::Error)]
-pub enum ScriptSinkError {
-    #[error("Redis: {0}")]
-    Redis(#[from] RedisError),
-    #[error("the position Redis holds does not fit the batch ({0}); resuming from Redis's")]
-    Position(String),
-}
-
-impl ScriptSinkError {
-    /// Redis answered with an error (rather than the connection failing).
-    pub fn is_refusal(&self) -> bool {
-        match self {
-            ScriptSinkError::Redis(e) => !crate::conn::is_connection_error(e),
-            ScriptSinkError::Position(_) => false,
-        }
+/// A failure the shipper must treat as a lost connection (reconnect, read the position
+/// back, resend from there) rather than as Redis refusing the batch: the connection broke,
+/// or the cluster moved the slot or is failing over.
+fn retry(e: RedisError) -> SinkError {
+    if crate::conn::is_connection_error(&e) && !e.is_io_error() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotConnected, e.to_string());
+        return SinkError::Redis(RedisError::from(io));
     }
+    SinkError::Redis(e)
 }
 
 pub struct ScriptSink {
@@ -106,30 +98,32 @@ impl ScriptSink {
             said_lagging: false,
         }
     }
+}
 
-    pub fn is_connected(&self) -> bool {
+impl Sink for ScriptSink {
+    fn is_connected(&self) -> bool {
         self.link.is_connected()
     }
 
-    pub fn disconnect(&mut self) {
+    fn disconnect(&mut self) {
         self.link.disconnect();
     }
 
     /// Connects and returns the shipped position: the highest over the shards, since
     /// batches go to them one at a time.
-    pub async fn connect(&mut self) -> Result<u64, ScriptSinkError> {
+    async fn connect(&mut self) -> Result<u64, SinkError> {
         self.link.disconnect();
         let keys: Vec<String> = (0..self.layout.shards)
             .map(|s| self.layout.position_key(&self.instance, s))
             .collect();
-        let conn = self.link.get().await?;
+        let conn = self.link.get().await.map_err(retry)?;
         let mut highest = 0;
         for key in &keys {
             let pos: Option<u64> = match redis::cmd("GET").arg(key).query_async(conn).await {
                 Ok(p) => p,
                 Err(e) => {
                     self.link.failed(&e);
-                    return Err(e.into());
+                    return Err(retry(e));
                 }
             };
             highest = highest.max(pos.unwrap_or(0));
@@ -139,7 +133,7 @@ impl ScriptSink {
 
     /// Ships the batch to the next shard; with `wait_replicas`, returns only once that
     /// many replicas have it.
-    pub async fn ship(&mut self, batch: &Batch) -> Result<(), ScriptSinkError> {
+    async fn ship(&mut self, batch: &Batch) -> Result<(), SinkError> {
         let shard = self.next_shard;
         self.next_shard = (self.next_shard + 1) % self.layout.shards;
         let position_key = self.layout.position_key(&self.instance, shard);
@@ -153,12 +147,12 @@ impl ScriptSink {
             // replicas that have every write this connection made, the batch included.
             pipe.cmd("WAIT").arg(self.wait_replicas).arg(WAIT_MS);
         }
-        let conn = self.link.get().await?;
+        let conn = self.link.get().await.map_err(retry)?;
         let mut replies: Vec<Result<Value, RedisError>> = match pipe.query_async(conn).await {
             Ok(r) => r,
             Err(e) => {
                 self.link.failed(&e);
-                return Err(e.into());
+                return Err(retry(e));
             }
         };
         let wait = if replies.len() > 1 {
@@ -168,21 +162,17 @@ impl ScriptSink {
         };
         match replies.pop() {
             Some(Ok(_)) => {}
-            Some(Err(e)) if e.code() == Some("PIXELPIPE") => {
-                return Err(ScriptSinkError::Position(
-                    e.detail().unwrap_or_default().to_owned(),
-                ))
-            }
+            // The script refused: the position Redis holds does not fit the batch (two
+            // collectors with one instance id?). A refusal: said, then resumed from Redis.
             Some(Err(e)) => {
                 self.link.failed(&e);
-                return Err(e.into());
+                return Err(retry(e));
             }
             None => {
-                return Err(RedisError::from((
+                return Err(SinkError::Redis(RedisError::from((
                     redis::ErrorKind::UnexpectedReturnType,
                     "no reply to the batch script",
-                ))
-                .into())
+                ))))
             }
         }
         if self.wait_replicas > 0 {
@@ -195,19 +185,21 @@ impl ScriptSink {
         }
         Ok(())
     }
+}
 
+impl ScriptSink {
     /// `WAIT` once more on the master of `position_key`'s slot.
-    async fn wait_again(&mut self, position_key: &str) -> Result<i64, ScriptSinkError> {
+    async fn wait_again(&mut self, position_key: &str) -> Result<i64, SinkError> {
         let mut pipe = redis::pipe();
         // The GET only routes the pipeline to the right master on a cluster.
         pipe.cmd("GET").arg(position_key).ignore();
         pipe.cmd("WAIT").arg(self.wait_replicas).arg(WAIT_MS);
-        let conn: &mut RedisConn = self.link.get().await?;
+        let conn: &mut RedisConn = self.link.get().await.map_err(retry)?;
         match pipe.query_async::<(i64,)>(conn).await {
             Ok((n,)) => Ok(n),
             Err(e) => {
                 self.link.failed(&e);
-                Err(e.into())
+                Err(retry(e))
             }
         }
     }
@@ -272,7 +264,3 @@ fn replica_count(v: Option<Result<Value, RedisError>>) -> i64 {
         _ => 0,
     }
 }
-
-/// How long a shipper may wait for replicas before its shutdown deadline cuts it short:
-/// one `WAIT`.
-pub const WAIT_STEP: Duration = Duration::from_millis(WAIT_MS);

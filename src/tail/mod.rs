@@ -5,13 +5,30 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::sink::{Exec, Sink};
-use super::source::{Mode, Source};
-use super::stream::{self, GroupOptions};
-use super::ConsumeError;
 use crate::config::Config;
 use crate::conn::RedisTarget;
 use crate::ship::cluster::Layout;
+use sink::{Exec, Sink};
+use source::{Mode, Source};
+use stream::GroupOptions;
+
+pub mod sink;
+pub mod source;
+pub mod stream;
+
+/// Errors of `pixelpipe tail`.
+#[derive(Debug, thiserror::Error)]
+pub enum TailError {
+    #[error("Redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("writing the output: {0}")]
+    Output(std::io::Error),
+    #[error("running `{command}`: {source}")]
+    Exec {
+        command: String,
+        source: std::io::Error,
+    },
+}
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct TailArgs {
@@ -86,11 +103,11 @@ pub struct Summary {
     pub dead: u64,
 }
 
-pub fn run(config: &Config, args: &TailArgs) -> Result<Summary, ConsumeError> {
+pub fn run(config: &Config, args: &TailArgs) -> Result<Summary, TailError> {
     let key = args.key.clone().unwrap_or_else(|| config.http.key.clone());
     let stop_flag = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(signal, stop_flag.clone()).map_err(ConsumeError::Output)?;
+        signal_hook::flag::register(signal, stop_flag.clone()).map_err(TailError::Output)?;
     }
     let stopped = {
         let f = stop_flag.clone();
@@ -125,7 +142,7 @@ pub fn run(config: &Config, args: &TailArgs) -> Result<Summary, ConsumeError> {
         return finish(result, &format!("{key}:dead"));
     }
     let RedisTarget::Single { url } = &config.redis else {
-        return Err(ConsumeError::Redis(redis::RedisError::from((
+        return Err(TailError::Redis(redis::RedisError::from((
             redis::ErrorKind::InvalidClientConfig,
             "on a Redis Cluster, tail reads streams: use --stream (with ship.sink = \"stream\")",
         ))));
@@ -173,14 +190,11 @@ pub fn run(config: &Config, args: &TailArgs) -> Result<Summary, ConsumeError> {
 }
 
 /// Says what a finished `tail` left behind (malformed records, dead letters).
-fn finish(
-    result: Result<Summary, ConsumeError>,
-    dead_letter: &str,
-) -> Result<Summary, ConsumeError> {
+fn finish(result: Result<Summary, TailError>, dead_letter: &str) -> Result<Summary, TailError> {
     let summary = match result {
         Ok(s) => s,
         // `tail | head`: the reader is gone, which is how such a pipeline ends.
-        Err(ConsumeError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+        Err(TailError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
             return Ok(Summary::default())
         }
         Err(e) => return Err(e),

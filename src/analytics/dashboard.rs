@@ -23,7 +23,7 @@ use serde::Deserialize;
 use tokio::sync::Mutex;
 
 use super::stats::{self, Query, Snapshot};
-use super::AnalyticsConfig;
+use crate::config::AnalyticsConfig;
 use crate::conn::Link;
 
 const PAGE: &str = include_str!("dashboard/index.html");

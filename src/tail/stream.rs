@@ -24,8 +24,8 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use redis::{RedisError, Value};
 
 use super::sink::Sink;
-use super::tail::Summary;
-use super::ConsumeError;
+use super::Summary;
+use super::TailError;
 use crate::conn::{is_connection_error, Link, RedisConn, RedisTarget, Timeouts};
 
 /// How long one blocking read waits before the loop looks at its stop flag again.
@@ -71,11 +71,11 @@ pub fn run(
     sink: &mut Sink,
     count: Option<u64>,
     stopped: &dyn Fn() -> bool,
-) -> Result<Summary, ConsumeError> {
+) -> Result<Summary, TailError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(ConsumeError::Output)?;
+        .map_err(TailError::Output)?;
     runtime.block_on(Reader::new(target, keys, opts).run(sink, count, stopped))
 }
 
@@ -121,7 +121,7 @@ impl<'a> Reader<'a> {
         sink: &mut Sink,
         count: Option<u64>,
         stopped: &dyn Fn() -> bool,
-    ) -> Result<Summary, ConsumeError> {
+    ) -> Result<Summary, TailError> {
         let mut summary = Summary::default();
         let mut backoff = Duration::from_millis(50);
         while !self.groups_made {
@@ -306,7 +306,7 @@ impl<'a> Reader<'a> {
         sink: &mut Sink,
         summary: &mut Summary,
         stopped: &dyn Fn() -> bool,
-    ) -> Result<(), ConsumeError> {
+    ) -> Result<(), TailError> {
         // Bookkeeping markers from `read`. Entries re-read or claimed may have been
         // delivered many times; new ones were delivered once.
         let mut redelivered = self.shards[i].pending_from.is_some();
@@ -366,7 +366,7 @@ impl<'a> Reader<'a> {
         &mut self,
         key: &str,
         entries: &[Entry],
-    ) -> Result<(Vec<String>, Vec<Vec<u8>>), ConsumeError> {
+    ) -> Result<(Vec<String>, Vec<Vec<u8>>), TailError> {
         let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
             return Ok((Vec::new(), Vec::new()));
         };
@@ -410,7 +410,7 @@ impl<'a> Reader<'a> {
     /// `XACK` of `ids` and `XADD` of `dead` to `{key}:dead`, in one transaction (one
     /// slot: the dead-letter stream shares the key's hash tag). Retried until Redis
     /// answers: a dead letter added twice is better than one lost.
-    async fn ack(&mut self, key: &str, ids: &[&str], dead: &[Vec<u8>]) -> Result<(), ConsumeError> {
+    async fn ack(&mut self, key: &str, ids: &[&str], dead: &[Vec<u8>]) -> Result<(), TailError> {
         if ids.is_empty() {
             return Ok(());
         }

@@ -9,9 +9,20 @@ use crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
 use crossterm::{cursor, execute, queue, terminal};
 
 use super::stats::{self, Query, Snapshot};
-use super::{AnalyticsConfig, ConsumeError};
+use crate::config::AnalyticsConfig;
 use crate::config::Config;
 use crate::conn::{Link, Timeouts};
+
+/// Errors of `pixelpipe top`.
+#[derive(Debug, thiserror::Error)]
+pub enum TopError {
+    #[error("Redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("writing the output: {0}")]
+    Output(std::io::Error),
+    #[error("terminal: {0}")]
+    Terminal(std::io::Error),
+}
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct TopArgs {
@@ -29,11 +40,11 @@ pub struct TopArgs {
     pub iterations: Option<u64>,
 }
 
-pub fn run(config: &Config, args: &TopArgs) -> Result<(), ConsumeError> {
+pub fn run(config: &Config, args: &TopArgs) -> Result<(), TopError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(ConsumeError::Terminal)?;
+        .map_err(TopError::Terminal)?;
     let list = args.key.clone().unwrap_or_else(|| config.http.key.clone());
     let timeouts = Timeouts::new(Duration::from_secs(2));
     let mut reader = Reader {
@@ -86,7 +97,7 @@ fn plain(
     rt: &tokio::runtime::Runtime,
     reader: &mut Reader,
     args: &TopArgs,
-) -> Result<(), ConsumeError> {
+) -> Result<(), TopError> {
     let mut out = std::io::stdout().lock();
     let mut n = 0;
     loop {
@@ -95,10 +106,10 @@ fn plain(
             Err(e) => vec![e],
         };
         for line in text {
-            writeln!(out, "{line}").map_err(ConsumeError::Output)?;
+            writeln!(out, "{line}").map_err(TopError::Output)?;
         }
-        writeln!(out).map_err(ConsumeError::Output)?;
-        out.flush().map_err(ConsumeError::Output)?;
+        writeln!(out).map_err(TopError::Output)?;
+        out.flush().map_err(TopError::Output)?;
         n += 1;
         if args.iterations.is_some_and(|max| n >= max) {
             return Ok(());
@@ -125,8 +136,8 @@ fn interactive(
     rt: &tokio::runtime::Runtime,
     reader: &mut Reader,
     args: &TopArgs,
-) -> Result<(), ConsumeError> {
-    let term = ConsumeError::Terminal;
+) -> Result<(), TopError> {
+    let term = TopError::Terminal;
     terminal::enable_raw_mode().map_err(term)?;
     let _screen = Screen;
     let mut out = std::io::stdout();

@@ -1,0 +1,103 @@
+//! `[ship]`: the shipper that drains the local log into Redis.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::ConfigError;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShipConfig {
+    /// Most records in one Redis transaction.
+    pub batch_records: usize,
+    /// Most record bytes in one Redis transaction.
+    pub batch_bytes: usize,
+    /// After a batch that was not full, wait this long before the next one, so that a
+    /// steady flow ships in fewer, larger transactions. Adds at most this to latency.
+    #[serde(with = "humantime_serde")]
+    pub linger: Duration,
+    /// `/readyz` fails while more unshipped bytes than this wait in the log.
+    pub ready_backlog_bytes: u64,
+    /// On SIGTERM, how long to keep shipping before exiting.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_deadline: Duration,
+    /// A Redis command that takes longer than this is treated as failed (and retried).
+    #[serde(with = "humantime_serde")]
+    pub redis_timeout: Duration,
+    /// What a key is in Redis: a list (`LPUSH`, the seed's) or a stream (`XADD`).
+    pub sink: SinkKind,
+    /// Stream sink: how much of each stream Redis keeps.
+    pub stream_retention: StreamRetention,
+    /// Each key is spread round-robin by batch over this many hash-tagged keys
+    /// `key:{0}`…`key:{N-1}`; 1 = the key itself (on a cluster: `key:{0}`).
+    pub shards: u32,
+    /// A batch counts as shipped only once this many replicas have it (`WAIT`); 0 = as
+    /// soon as the master answers.
+    pub wait_replicas: u32,
+    /// Names this collector's positions in Redis; "" = the random id made once in the
+    /// data folder. Each collector needs its own.
+    pub instance_id: String,
+}
+
+/// `ship.sink`: what a key is in Redis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SinkKind {
+    List,
+    Stream,
+}
+
+/// `ship.stream_retention`: `"unbounded"`, `{ max_len = N }` (`MAXLEN ~ N`) or
+/// `{ max_age = "24h" }` (`MINID ~` now minus the age).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StreamRetention {
+    Unbounded,
+    MaxLen(u64),
+    MaxAge(#[serde(with = "humantime_serde")] Duration),
+}
+
+impl ShipConfig {
+    /// What serde cannot check.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.shards == 0 || self.shards > 1024 {
+            return Err(ConfigError::invalid("ship.shards", "must be 1 to 1024"));
+        }
+        if matches!(self.stream_retention, StreamRetention::MaxLen(0)) {
+            return Err(ConfigError::invalid(
+                "ship.stream_retention",
+                "max_len must be > 0",
+            ));
+        }
+        let id_ok = self
+            .instance_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !id_ok {
+            return Err(ConfigError::invalid(
+                "ship.instance_id",
+                "letters, digits, `-` and `_` only",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Default for ShipConfig {
+    fn default() -> Self {
+        ShipConfig {
+            batch_records: 5_000,
+            batch_bytes: 4 << 20,
+            linger: Duration::from_millis(5),
+            ready_backlog_bytes: 64 << 20,
+            shutdown_deadline: Duration::from_secs(10),
+            redis_timeout: Duration::from_secs(5),
+            sink: SinkKind::List,
+            stream_retention: StreamRetention::Unbounded,
+            shards: 1,
+            wait_replicas: 0,
+            instance_id: String::new(),
+        }
+    }
+}
