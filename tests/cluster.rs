@@ -337,21 +337,30 @@ fn failover_without_wait_replicas_measured() {
     let b = collector(&cluster, dir.path(), "b", "0");
     let n = 20_000;
     let hits = load(a.addr, b.addr, n);
-    wait_until("some entries in the stream", Duration::from_secs(30), || {
-        stream_len(&cluster) > 5000
-    });
+    wait_until(
+        "some entries in the stream",
+        Duration::from_secs(30),
+        || stream_len(&cluster) > 5000,
+    );
     let victim = cluster.master_of("pixel:{1}");
     cluster.kill9(victim);
     cluster.wait_failover("pixel:{1}");
     let answered = hits.join().unwrap();
     // Everything the collectors still hold reaches Redis; then count.
-    wait_until("the collectors' logs to drain", Duration::from_secs(60), || {
-        [&a, &b]
-            .iter()
-            .all(|c| c.process.metric("pixelpipe_backlog_bytes", "") == 0.0)
-    });
+    wait_until(
+        "the collectors' logs to drain",
+        Duration::from_secs(60),
+        || {
+            [&a, &b]
+                .iter()
+                .all(|c| c.process.metric("pixelpipe_backlog_bytes", "") == 0.0)
+        },
+    );
     let stored = stream_ids(&cluster);
-    let lost = answered.iter().filter(|id| !stored.contains_key(id)).count();
+    let lost = answered
+        .iter()
+        .filter(|id| !stored.contains_key(id))
+        .count();
     let twice = stored.values().filter(|&&k| k > 1).count();
     println!(
         "wait_replicas = 0, master of shard 1 killed under load: {} answered, {lost} lost ({:.3} %), {twice} duplicated",

@@ -101,3 +101,51 @@ impl Default for ShipConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn load(toml: &str) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, toml).unwrap();
+        Config::load(Some(&path), &[])
+    }
+
+    #[test]
+    fn scaling_fields_parse_and_are_checked() {
+        let c = load(
+            "redis = \"redis+cluster://a:7000,b:7001\"\n[ship]\nsink = \"stream\"\nstream_retention = { max_age = \"24h\" }\nshards = 3\nwait_replicas = 1\ninstance_id = \"web-1\"\n",
+        )
+        .unwrap();
+        assert!(c.redis.is_cluster());
+        assert_eq!(c.ship.sink, SinkKind::Stream);
+        assert_eq!(
+            c.ship.stream_retention,
+            StreamRetention::MaxAge(Duration::from_secs(86400))
+        );
+        assert_eq!((c.ship.shards, c.ship.wait_replicas), (3, 1));
+        let c = load("[ship]\nstream_retention = { max_len = 1000 }\n").unwrap();
+        assert_eq!(c.ship.stream_retention, StreamRetention::MaxLen(1000));
+        let d = Config::default();
+        assert_eq!(
+            (d.ship.sink, d.ship.shards, d.ship.wait_replicas),
+            (SinkKind::List, 1, 0)
+        );
+        for (bad, field) in [
+            ("[ship]\nshards = 0\n", "ship.shards"),
+            (
+                "[ship]\nstream_retention = { max_len = 0 }\n",
+                "ship.stream_retention",
+            ),
+            ("[ship]\ninstance_id = \"a b\"\n", "ship.instance_id"),
+            ("redis = \"redis+cluster://a\"\n", "redis"),
+            ("[ship]\nsink = \"set\"\n", "sink"),
+        ] {
+            let e = load(bad).err().expect(bad).to_string();
+            assert!(e.contains(field), "{bad}: {e}");
+        }
+    }
+}
