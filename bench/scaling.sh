@@ -21,8 +21,9 @@ secs=${1:-5}
 for p in wrk redis-server redis-cli; do
   command -v $p >/dev/null || { echo "missing $p: apt-get install wrk redis-server redis-tools" >&2; exit 1; }
 done
-cargo build --release --quiet
-bin=$PWD/target/release/pixelpipe
+# PIXELPIPE_BIN: a binary built before (skips the build).
+[ -n "${PIXELPIPE_BIN:-}" ] || cargo build --release --quiet
+bin=${PIXELPIPE_BIN:-$PWD/target/release/pixelpipe}
 . bench/lib.sh
 hz=$(getconf CLK_TCK)
 
@@ -81,6 +82,8 @@ run() {
   req=$(sed -n 's/.*WRK_RESULT requests=\([0-9]*\).*/\1/p' <<<"$out")
   non2xx=$(sed -n 's/.*non2xx=\([0-9]*\).*/\1/p' <<<"$out")
   events=$((req - non2xx))
+  # What an outage costs on disk: the local log's bytes per event, before any is shipped.
+  local log_bytes; log_bytes=$(du -sb "$dir/data/log" | cut -f1)
   local before_pp before_redis redis_pids=() count_ports=() t0
   if [ "$topo" = single ]; then
     start_redis "$rport" "$dir"; redis_pids=("$redis_pid"); count_ports=("$rport")
@@ -110,18 +113,29 @@ run() {
   pp_ticks=$(( $(ticks "$pp") - before_pp ))
   redis_ticks=$(( $(ticks "${redis_pids[@]}") - before_redis ))
   local d; d=$(dups "$kind" "${count_ports[@]}")
-  kill "$pp" "${redis_pids[@]}" 2>/dev/null; wait "$pp" "${redis_pids[@]}" 2>/dev/null || true
-  python3 - "$name" "$events" "$t0" "$t1" "$pp_ticks" "$redis_ticks" "$hz" "$d" "$n" <<'PY'
+  kill "$pp" 2>/dev/null; wait "$pp" 2>/dev/null || true
+  # One consumer of a stream on one server: how fast `tail --stream` drains it.
+  local tail_rate=-
+  if [ "$kind" = stream ] && [ "$topo" = single ]; then
+    local s0 s1
+    s0=$(date +%s.%N)
+    "$bin" --redis "$url" tail --stream --group bench --consumer c1 --json --count "$n" >/dev/null 2>"$dir/tail.log"
+    s1=$(date +%s.%N)
+    tail_rate=$(python3 -c "print(f'{$n/($s1-$s0):,.0f}')")
+  fi
+  kill "${redis_pids[@]}" 2>/dev/null; wait "${redis_pids[@]}" 2>/dev/null || true
+  python3 - "$name" "$events" "$t0" "$t1" "$pp_ticks" "$redis_ticks" "$hz" "$d" "$n" "$log_bytes" "$tail_rate" <<'PY'
 import sys
-name, events, t0, t1, pp, rd, hz, dups, n = sys.argv[1:]
+name, events, t0, t1, pp, rd, hz, dups, n, log_bytes, tail_rate = sys.argv[1:]
 events, secs = int(events), float(t1) - float(t0)
 pp_us = int(pp) * 1e6 / int(hz) / max(events, 1)
 rd_us = int(rd) * 1e6 / int(hz) / max(events, 1)
-print(f"{name:<28} {events:>9} {secs:>8.2f} {events/secs:>12,.0f} {pp_us:>10.2f} {rd_us:>10.2f} {int(n)-events:>6} {dups:>5}")
+per_event = int(log_bytes) / max(events, 1)
+print(f"{name:<28} {events:>9} {secs:>8.2f} {events/secs:>12,.0f} {pp_us:>10.2f} {rd_us:>11.2f} {int(n)-events:>6} {dups:>5} {per_event:>8.1f} {tail_rate:>10}")
 PY
 }
 
-printf '%-28s %9s %8s %12s %10s %10s %6s %5s\n' setup events drain_s "events/s" "pp µs/ev" "redis µs/ev" extra dups
+printf '%-28s %9s %8s %12s %10s %11s %6s %5s %8s %10s\n' setup events drain_s "events/s" "pp µs/ev" "redis µs/ev" extra dups "log B/ev" "tail ev/s"
 run "list, 1 redis" list single
 run "stream, 1 redis" stream single
 run "list, cluster 3 shards" list cluster PIXELPIPE_SHIP__SHARDS=3

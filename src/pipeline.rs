@@ -9,15 +9,15 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::config::Config;
 use crate::config::SinkKind;
-use crate::config::{Config, FsyncPolicy};
 use crate::conn::{Link, RedisTarget, Timeouts};
 use crate::log::{Log, LogError};
 use crate::ship::cluster::Layout;
 use crate::ship::position::{self, PositionFile};
 use crate::ship::redis_list::RedisList;
 use crate::ship::script::{ScriptSink, Write};
-use crate::ship::sink::Sink;
+use crate::ship::sink::{RefusedPolicy, Sink};
 use crate::ship::{Shipper, ShipperStatus, Tap};
 
 #[derive(Debug, thiserror::Error)]
@@ -47,15 +47,24 @@ pub struct Pipeline {
 
 impl Pipeline {
     /// Opens the log (recovering it after a crash) and starts shipping. Call inside a
-    /// tokio runtime. `tap` receives every batch Redis acknowledged.
-    pub fn start(config: &Config, tap: Option<Tap>) -> Result<Pipeline, PipelineError> {
+    /// tokio runtime. `tap` receives every batch Redis acknowledged; `refused` says what
+    /// happens to records of a list Redis cannot push to.
+    pub fn start(
+        config: &Config,
+        tap: Option<Tap>,
+        refused: RefusedPolicy,
+    ) -> Result<Pipeline, PipelineError> {
         let dir = &config.data_dir;
         let io_err = |source| PipelineError::DataDir {
             path: dir.clone(),
             source,
         };
         std::fs::create_dir_all(dir).map_err(io_err)?;
-        let lock = File::create(dir.join("lock")).map_err(io_err)?;
+        // One process per data folder: `flock` on the folder itself. A lock file could be
+        // deleted (or the folder cleaned) under a running process, and a second process
+        // would then lock a new file and open the same log; the folder cannot be replaced
+        // while it holds the log.
+        let lock = File::open(dir).map_err(io_err)?;
         if lock.try_lock().is_err() {
             return Err(PipelineError::Locked(dir.clone()));
         }
@@ -77,13 +86,10 @@ impl Pipeline {
             tap,
             drain: drain_rx,
         };
-        let (shipper, status) = match sink_for(config, &id)? {
+        let (shipper, status) = match sink_for(config, &id, refused)? {
             Chosen::List(sink) => start.spawn(sink),
             Chosen::Script(sink) => start.spawn(sink),
         };
-        if config.log.fsync == FsyncPolicy::Interval {
-            tokio::spawn(sync_every(Arc::downgrade(&log), config.log.fsync_interval));
-        }
         tracing::info!(
             log = %log.dir().display(),
             instance = %id,
@@ -160,7 +166,9 @@ impl StartShipper<'_> {
 
 /// The seed's setup (a list on one server, one shard, no `WAIT`) keeps the list sink;
 /// anything past it ships through the script sink.
-fn sink_for(config: &Config, id: &str) -> Result<Chosen, PipelineError> {
+/// `refused` applies to the list sink; the script sink holds a refused batch (retried with
+/// backoff) whatever it says.
+fn sink_for(config: &Config, id: &str, refused: RefusedPolicy) -> Result<Chosen, PipelineError> {
     let ship = &config.ship;
     let timeout = ship.redis_timeout;
     match &config.redis {
@@ -172,6 +180,7 @@ fn sink_for(config: &Config, id: &str) -> Result<Chosen, PipelineError> {
                 client,
                 format!("pixelpipe:shipped:{id}"),
                 timeout,
+                refused,
             )))
         }
         target => {
@@ -187,19 +196,6 @@ fn sink_for(config: &Config, id: &str) -> Result<Chosen, PipelineError> {
                 write,
                 ship.wait_replicas,
             )))
-        }
-    }
-}
-
-async fn sync_every(log: std::sync::Weak<Log>, every: Duration) {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let Some(log) = log.upgrade() else { return };
-        let result = tokio::task::spawn_blocking(move || log.sync()).await;
-        if let Ok(Err(e)) = result {
-            tracing::warn!(error = %e, "fsync of the local log failed");
         }
     }
 }

@@ -8,7 +8,7 @@
 use redis::{RedisError, Value};
 
 use super::cluster::Layout;
-use super::sink::{Sink, SinkError};
+use super::sink::{Shipped, Sink, SinkError};
 use crate::config::StreamRetention;
 use crate::conn::{Link, RedisConn};
 use crate::log::Batch;
@@ -25,15 +25,23 @@ pub enum Write {
 /// KEYS[1]: the position key; KEYS[2..]: the keys of the batch's records.
 /// ARGV: start, end, "list"|"stream", trim kind ("", MAXLEN, MINID), trim value, then one
 /// record count per data key, then the records, grouped by key in log order.
+/// Answers `{"ok"|"dup"|"ahead", position}`, or an error when nothing was applied.
 ///
 /// Positions are compared as decimal strings: Lua numbers are doubles, positions are u64.
+/// All or nothing: a script is not rolled back, so what can fail (a key of another type)
+/// is checked before the first write; Redis refuses only a script's first write for
+/// `OOM`/`READONLY`/`MISCONF`.
 const SHIP: &str = r#"
 local function le(a, b) return #a < #b or (#a == #b and a <= b) end
 local pos = redis.call('GET', KEYS[1]) or '0'
 local start, stop = ARGV[1], ARGV[2]
-if le(stop, pos) then return 0 end
-if not le(pos, start) then
-  return redis.error_reply('PIXELPIPE position ' .. pos .. ' is inside the batch ' .. start .. '..' .. stop)
+if le(stop, pos) then return {'dup', pos} end
+if not le(pos, start) then return {'ahead', pos} end
+for k = 2, #KEYS do
+  local t = redis.call('TYPE', KEYS[k])['ok']
+  if t ~= ARGV[3] and t ~= 'none' then
+    return redis.error_reply('WRONGTYPE ' .. KEYS[k] .. ' holds a ' .. t .. ', not a ' .. ARGV[3])
+  end
 end
 local nkeys = #KEYS - 1
 local i = 6 + nkeys
@@ -52,21 +60,21 @@ for k = 1, nkeys do
   i = last + 1
 end
 redis.call('SET', KEYS[1], stop)
-return 1
+return {'ok', stop}
 "#;
 
 /// How long one `WAIT` blocks before the sink asks again (and the shipper can stop).
 const WAIT_MS: u64 = 1000;
 
-/// A failure the shipper must treat as a lost connection (reconnect, read the position
-/// back, resend from there) rather than as Redis refusing the batch: the connection broke,
-/// or the cluster moved the slot or is failing over.
+/// `Broken` (maybe applied: reconnect, read the position back) when the connection broke,
+/// no answer came, or the cluster moved the slot or is failing over; `Refused` (nothing
+/// applied) when Redis answered the script with an error.
 fn retry(e: RedisError) -> SinkError {
-    if crate::conn::is_connection_error(&e) && !e.is_io_error() {
-        let io = std::io::Error::new(std::io::ErrorKind::NotConnected, e.to_string());
-        return SinkError::Redis(RedisError::from(io));
+    if crate::conn::is_connection_error(&e) || e.code().is_none() {
+        SinkError::Broken(e.to_string())
+    } else {
+        SinkError::Refused(e.to_string())
     }
-    SinkError::Redis(e)
 }
 
 pub struct ScriptSink {
@@ -133,7 +141,7 @@ impl Sink for ScriptSink {
 
     /// Ships the batch to the next shard; with `wait_replicas`, returns only once that
     /// many replicas have it.
-    async fn ship(&mut self, batch: &Batch) -> Result<(), SinkError> {
+    async fn ship(&mut self, batch: &Batch) -> Result<Shipped, SinkError> {
         let shard = self.next_shard;
         self.next_shard = (self.next_shard + 1) % self.layout.shards;
         let position_key = self.layout.position_key(&self.instance, shard);
@@ -161,19 +169,16 @@ impl Sink for ScriptSink {
             None
         };
         match replies.pop() {
-            Some(Ok(_)) => {}
-            // The script refused: the position Redis holds does not fit the batch (two
-            // collectors with one instance id?). A refusal: said, then resumed from Redis.
+            Some(Ok(v)) => match redis::from_redis_value::<(String, u64)>(v) {
+                Ok((status, _)) if status == "ok" || status == "dup" => {}
+                Ok((_, position)) => return Ok(Shipped::Resume { position }),
+                Err(e) => return Err(SinkError::Broken(e.to_string())),
+            },
             Some(Err(e)) => {
                 self.link.failed(&e);
                 return Err(retry(e));
             }
-            None => {
-                return Err(SinkError::Redis(RedisError::from((
-                    redis::ErrorKind::UnexpectedReturnType,
-                    "no reply to the batch script",
-                ))))
-            }
+            None => return Err(SinkError::Broken("no reply to the batch script".into())),
         }
         if self.wait_replicas > 0 {
             let mut acked = replica_count(wait);
@@ -183,7 +188,9 @@ impl Sink for ScriptSink {
             }
             self.lagging(false, acked);
         }
-        Ok(())
+        Ok(Shipped::Applied {
+            dead_lettered: Vec::new(),
+        })
     }
 }
 

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 pub mod cluster;
 pub mod consume;
+pub mod corpus;
 pub mod relay;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_pixelpipe");
