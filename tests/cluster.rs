@@ -17,6 +17,14 @@ use common::{free_port, hit_ids, wait_until, Pixelpipe};
 
 const SHARDS: &str = "3";
 
+/// One cluster at a time: six redis-servers, two collectors and two consumers per test
+/// are what two cores can take.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// The environment of every pixelpipe process here: a sharded stream, replicated acks.
 fn env(wait_replicas: &str) -> Vec<(&'static str, String)> {
     vec![
@@ -158,6 +166,7 @@ fn wait_consumed(
 
 #[test]
 fn two_collectors_two_consumers_exactly_once_while_slots_move() {
+    let _serial = serial();
     let cluster = Cluster::start(3, 1);
     let dir = tempfile::tempdir().unwrap();
     let a = collector(&cluster, dir.path(), "a", "1");
@@ -206,6 +215,7 @@ fn two_collectors_two_consumers_exactly_once_while_slots_move() {
 
 #[test]
 fn a_master_killed_under_load_loses_nothing_with_wait_replicas() {
+    let _serial = serial();
     let mut cluster = Cluster::start(3, 1);
     let dir = tempfile::tempdir().unwrap();
     let a = collector(&cluster, dir.path(), "a", "1");
@@ -260,6 +270,7 @@ fn a_master_killed_under_load_loses_nothing_with_wait_replicas() {
 
 #[test]
 fn a_killed_consumers_entries_are_claimed_by_the_other() {
+    let _serial = serial();
     let cluster = Cluster::start(3, 1);
     let dir = tempfile::tempdir().unwrap();
     let a = collector(&cluster, dir.path(), "a", "0");
@@ -331,6 +342,7 @@ fn a_killed_consumers_entries_are_claimed_by_the_other() {
 #[test]
 #[ignore]
 fn failover_without_wait_replicas_measured() {
+    let _serial = serial();
     let mut cluster = Cluster::start(3, 1);
     let dir = tempfile::tempdir().unwrap();
     let a = collector(&cluster, dir.path(), "a", "0");
