@@ -144,7 +144,7 @@ mod tests {
             ("redis = \"redis+cluster://a\"\n", "redis"),
             ("[ship]\nsink = \"set\"\n", "sink"),
         ] {
-            let e = load(bad).err().expect(bad).to_string();
+            let e = load(bad).expect_err(bad).to_string();
             assert!(e.contains(field), "{bad}: {e}");
         }
     }
