@@ -21,11 +21,13 @@ secs=${1:-5}
 for p in wrk redis-server redis-cli; do
   command -v $p >/dev/null || { echo "missing $p: apt-get install wrk redis-server redis-tools" >&2; exit 1; }
 done
-# PIXELPIPE_BIN: a binary built before (skips the build).
-[ -n "${PIXELPIPE_BIN:-}" ] || cargo build --release --quiet
-bin=${PIXELPIPE_BIN:-$PWD/target/release/pixelpipe}
+# BENCH_BINARY: a binary built before (skips the build).
+[ -n "${BENCH_BINARY:-}" ] || cargo build --release --quiet
+bin=${BENCH_BINARY:-$PWD/target/release/pixelpipe}
 . bench/lib.sh
 hz=$(getconf CLK_TCK)
+# The machine may be busy: wait up to a minute for a port.
+wait_long() { for _ in $(seq 1200); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; return 1; }
 
 ticks() { # pids… → user+system CPU ticks so far
   local t=0 p
@@ -76,7 +78,7 @@ run() {
     "$bin" --redis "$url" --data-dir "$dir/data" --admin-listen "127.0.0.1:$aport" \
     serve --listen "127.0.0.1:$pport" 2>"$dir/pp.log" &
   local pp=$!; pids+=($pp)
-  wait_port "$pport"
+  wait_long "$pport" || { cat "$dir/pp.log" >&2; return 1; }
   local out req non2xx events
   out=$(wrk -t2 -c50 -d"${secs}s" -s bench/unique-ids.lua "http://127.0.0.1:$pport/pixel.gif" 2>&1)
   req=$(sed -n 's/.*WRK_RESULT requests=\([0-9]*\).*/\1/p' <<<"$out")
@@ -99,7 +101,7 @@ run() {
       redis-server --port "$p" --bind 127.0.0.1 --cluster-enabled yes --cluster-config-file nodes.conf \
         --cluster-node-timeout 2000 --save '' --appendonly no --dir "$dir/$p" >/dev/null 2>&1 &
       cluster_pids+=($!); pids+=($!); cluster_ports+=("$p"); done
-    for p in "${cluster_ports[@]}"; do wait_port "$p"; done
+    for p in "${cluster_ports[@]}"; do wait_long "$p"; done
     redis-cli --cluster create $(printf '127.0.0.1:%s ' "${cluster_ports[@]}") --cluster-replicas "$r" --cluster-yes >/dev/null
     redis_pids=("${cluster_pids[@]}"); count_ports=("${cluster_ports[@]}")
   fi
