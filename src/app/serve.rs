@@ -59,11 +59,44 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         admin = %admin_addr,
         "serving the pixel"
     );
-    shutdown.await;
+    if let Some(tls) = server.tls_addr {
+        tracing::info!(listen = %tls, "serving HTTPS");
+    }
+    reload_tls_until(&server, shutdown).await;
     tracing::info!("stopping: no new connections; finishing requests in flight");
     let _ = stop.send(true);
     let _ = tokio::task::spawn_blocking(move || server.join()).await;
     let left = pipeline.drain().await;
     tracing::info!(unshipped_bytes = left, "stopped");
     Ok(())
+}
+
+/// Waits for `shutdown`; on each SIGHUP meanwhile, re-reads the TLS certificate and key
+/// (a bad new pair keeps the one in use, and says why).
+async fn reload_tls_until(server: &HttpServer, shutdown: impl Future<Output = ()>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = match signal(SignalKind::hangup()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot handle SIGHUP: no TLS reload");
+            None
+        }
+    };
+    tokio::pin!(shutdown);
+    loop {
+        let hangup = async {
+            match hup.as_mut() {
+                Some(h) => h.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = &mut shutdown => return,
+            _ = hangup => match server.reload_tls() {
+                Ok(true) => tracing::info!("SIGHUP: TLS certificate and key re-read"),
+                Ok(false) => tracing::info!("SIGHUP: no TLS to reload"),
+                Err(e) => tracing::error!(error = %e, "SIGHUP: keeping the certificate in use"),
+            },
+        }
+    }
 }

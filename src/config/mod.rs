@@ -133,6 +133,7 @@ impl Config {
                 "must be at least http.max_request_line and http.max_header_line",
             ));
         }
+        self.http.validate_web()?;
         if self.http.max_connections == 0 {
             return Err(ConfigError::invalid("http.max_connections", "must be > 0"));
         }

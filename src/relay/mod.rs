@@ -16,7 +16,7 @@ pub mod key;
 pub mod metrics;
 pub mod route;
 pub mod tcp;
-mod tls;
+pub(crate) mod tls;
 pub mod udp;
 pub mod unix;
 mod unix_queue;

@@ -11,7 +11,7 @@ use chrono::{DateTime, Local};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum TemplateError {
-    #[error("unknown variable `${0}` (known: $msec, $args, $remote_addr, $request_id, $time_iso8601, $time_local, $request_uri, $uri, $request_method, $http_<header>)")]
+    #[error("unknown variable `${0}` (known: $msec, $args, $remote_addr, $request_id, $time_iso8601, $time_local, $request_uri, $uri, $request_method, $body, $http_<header>)")]
     UnknownVariable(String),
     #[error("`$` at byte {0} is not followed by a variable name")]
     EmptyName(usize),
@@ -30,6 +30,8 @@ enum Var {
     RequestUri,
     Uri,
     RequestMethod,
+    /// The request body as received (a beacon's).
+    Body,
     /// `$http_user_agent` → the `user-agent` header.
     Header(String),
 }
@@ -56,6 +58,8 @@ pub struct Hit<'a> {
     pub target: &'a [u8],
     pub remote_addr: IpAddr,
     pub headers: &'a [httparse::Header<'a>],
+    /// The request body, for a beacon (`None`: `$body` is `-`).
+    pub body: Option<&'a [u8]>,
 }
 
 impl Hit<'_> {
@@ -156,6 +160,7 @@ fn parse_var(name: &str) -> Result<Var, TemplateError> {
         "request_uri" => Var::RequestUri,
         "uri" => Var::Uri,
         "request_method" => Var::RequestMethod,
+        "body" | "request_body" => Var::Body,
         _ => match name.strip_prefix("http_") {
             Some(h) if !h.is_empty() => Var::Header(h.replace('_', "-")),
             _ => return Err(TemplateError::UnknownVariable(name.to_owned())),
@@ -207,6 +212,7 @@ impl Template {
                 Var::RequestUri => Some(hit.target),
                 Var::Uri => Some(hit.path()),
                 Var::RequestMethod => Some(hit.method.as_bytes()),
+                Var::Body => hit.body,
                 Var::Header(name) => hit.header(name),
             };
             match raw {
@@ -245,6 +251,7 @@ mod tests {
             target,
             remote_addr: "127.0.0.1".parse().unwrap(),
             headers,
+            body: None,
         }
     }
 
@@ -298,6 +305,21 @@ mod tests {
             ),
             // The space after the user agent is its delimiter: escaped inside it.
             "curl/8\\x20\\x22x\\x22 http://a/b 127.0.0.1 GET /p"
+        );
+    }
+
+    #[test]
+    fn body_as_received_or_a_dash() {
+        let mut h = hit(b"/e?a=1", &[]);
+        assert_eq!(render("$args|$body", &h), "a=1|-");
+        h.body = Some(b"{\"k\":\"v|w\"}\n");
+        assert_eq!(
+            render("$args|$body", &h),
+            "a=1|{\\x22k\\x22:\\x22v|w\\x22}\\x0A"
+        );
+        assert_eq!(
+            render("$body|$args", &h),
+            "{\\x22k\\x22:\\x22v\\x7Cw\\x22}\\x0A|a=1"
         );
     }
 
