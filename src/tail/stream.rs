@@ -149,11 +149,19 @@ impl<'a> Reader<'a> {
             }
             let entries = match result {
                 Ok(e) => e,
-                Err(e) if is_connection_error(&e) => {
+                // A broken connection, a slot that moved, or a blocked read that Redis
+                // ended because the key moved away (`UNBLOCKED`): read again from a new
+                // connection. The group travels with the key; if it is gone, make it.
+                Err(e) if is_connection_error(&e) || e.code().is_some() => {
                     self.shards[i].conn = None;
                     self.link.failed(&e);
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(2));
+                    if e.code() == Some("NOGROUP") {
+                        if let Err(e) = self.make_groups().await {
+                            self.link.failed(&e);
+                        }
+                    }
                     // A read whose reply was lost left its entries pending for us.
                     self.shards[i].pending_from = Some("0".into());
                     reads.push(self.read(i, usize::MAX));
