@@ -5,16 +5,24 @@
 //! ([`tail`], [`analytics`]). [`pipeline`] wires the log and the shipper; [`app`] holds one
 //! composition root per program; [`admin`] serves health and metrics; [`config`] holds the
 //! configuration's section types.
+//!
+//! Imports only go down that flow: sources never import the shipper or the analytics,
+//! config sections and templates import no transport, the log never names Redis.
 
 pub mod admin;
 pub mod analytics;
 pub mod app;
+pub mod client;
 pub mod config;
 pub mod conn;
+pub mod enrich;
+pub mod filter;
+pub mod hostname;
 pub mod http;
 pub mod log;
 pub mod metrics;
 pub mod pipeline;
+pub mod privacy;
 pub mod record;
 pub mod relay;
 pub mod ship;
@@ -22,3 +30,4 @@ pub mod state_log;
 pub mod syslog;
 pub mod tail;
 pub mod template;
+pub mod who;

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::config::SinkKind;
@@ -38,7 +38,7 @@ pub enum PipelineError {
 pub struct Pipeline {
     pub log: Arc<Log>,
     pub status: ShipperStatus,
-    drain: watch::Sender<bool>,
+    drain: CancellationToken,
     shipper: JoinHandle<()>,
     deadline: Duration,
     /// Held for the process's life: one process per data folder.
@@ -78,13 +78,13 @@ impl Pipeline {
             config.log.clone(),
             position_file.load(),
         )?);
-        let (drain, drain_rx) = watch::channel(false);
+        let drain = CancellationToken::new();
         let start = StartShipper {
             log: log.clone(),
             position_file,
             config,
             tap,
-            drain: drain_rx,
+            drain: drain.clone(),
         };
         let (shipper, status) = match sink_for(config, &id, refused)? {
             Chosen::List(sink) => start.spawn(sink),
@@ -111,7 +111,7 @@ impl Pipeline {
     /// are being appended. Returns the unshipped bytes left in the local log (shipped on
     /// the next start).
     pub async fn drain(self) -> u64 {
-        let _ = self.drain.send(true);
+        self.drain.cancel();
         let mut shipper = self.shipper;
         if tokio::time::timeout(self.deadline, &mut shipper)
             .await
@@ -147,7 +147,7 @@ struct StartShipper<'a> {
     position_file: PositionFile,
     config: &'a Config,
     tap: Option<Tap>,
-    drain: watch::Receiver<bool>,
+    drain: CancellationToken,
 }
 
 impl StartShipper<'_> {

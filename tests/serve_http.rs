@@ -269,6 +269,7 @@ fn templates_escape_like_nginx() {
     assert!(is_msec(fields[0]));
     assert_eq!(fields[1], "q=%22x%22&r=\\x22raw\\x22");
     assert_eq!(fields[2], "Mozilla/5.0 (X\\x7CY) \\xE2\\x9C\\x93");
-    assert_eq!(fields[3], "127.0.0.1");
+    // Anonymised by default (privacy.anonymize_ip): the last octet is zeroed.
+    assert_eq!(fields[3], "127.0.0.0");
     assert_eq!(fields[4].len(), 32);
 }

@@ -152,7 +152,9 @@ fn tracker_page_views_events_and_cors_in_chromium() {
         format!(
             "[http]\ntls_listen = \"127.0.0.1:{tls_port}\"\n\
              tls = {{ cert = \"{}\", key = \"{}\" }}\n\
-             cors_origins = [\"{site_origin}\"]\n",
+             cors_origins = [\"{site_origin}\"]\n\
+             # Headless Chromium names itself HeadlessChrome: a bot, dropped by default.\n\
+             [filter]\nbots = \"keep\"\n",
             cert.display(),
             key.display()
         ),

@@ -67,7 +67,9 @@ impl Counts {
             }
             if !visitor_seen && !config.visitor.is_empty() && name == config.visitor {
                 visitor_seen = true;
-                if !value.is_empty() {
+                // `-` is a template's missing value ($visitor of an opted-out hit):
+                // nobody in particular, not one visitor.
+                if !value.is_empty() && value != "-" {
                     c.visitors
                         .entry(minute)
                         .or_default()
@@ -234,7 +236,7 @@ mod tests {
             params: vec!["utm_source".into(), "variant".into()],
             visitor: "uid".into(),
             ab_param: "variant".into(),
-            goal: "event=signup".into(),
+            goal: Some("event=signup".parse().unwrap()),
             ..AnalyticsConfig::default()
         }
     }

@@ -227,7 +227,7 @@ fn render_page(default_key: &str, p: &Params, snap: Result<Snapshot, String>) ->
     let mut ab = String::new();
     if let Some(s) = &snap {
         for t in &s.top {
-            top.push_str(&top_table(&t.param, &t.values));
+            top.push_str(&top_table(&t.param, &t.title, &t.values));
         }
         if let Some(table) = &s.ab {
             ab = ab_table(table);
@@ -258,10 +258,11 @@ fn render_page(default_key: &str, p: &Params, snap: Result<Snapshot, String>) ->
 }
 
 /// The same markup the script builds (app.js `topTable`).
-fn top_table(param: &str, values: &[(String, u64)]) -> String {
+fn top_table(param: &str, title: &str, values: &[(String, u64)]) -> String {
     let mut h = format!(
-        "<section class=\"top\" data-param=\"{p}\"><h3>{p}</h3><table><tbody>",
-        p = escape(param)
+        "<section class=\"top\" data-param=\"{}\"><h3>{}</h3><table><tbody>",
+        escape(param),
+        escape(title)
     );
     for (v, n) in values {
         let _ = write!(h, "<tr><td>{}</td><td class=\"n\">{n}</td></tr>", escape(v));
@@ -323,7 +324,7 @@ mod tests {
         assert!(!html.contains("<k>"));
         assert!(!html.contains("{{"));
         assert_eq!(
-            top_table("s", &[("<script>".into(), 2)]),
+            top_table("s", "s", &[("<script>".into(), 2)]),
             "<section class=\"top\" data-param=\"s\"><h3>s</h3><table><tbody><tr><td>&lt;script&gt;</td><td class=\"n\">2</td></tr></tbody></table></section>"
         );
     }

@@ -7,6 +7,7 @@
 
 pub mod aggregate;
 pub mod dashboard;
+pub mod dimensions;
 pub mod keys;
 pub mod stats;
 pub mod top;

@@ -207,7 +207,7 @@ pub fn render(s: &Snapshot) -> Vec<String> {
     ];
     for t in &s.top {
         lines.push(String::new());
-        lines.push(format!("top {} (last {} min)", t.param, s.window_minutes));
+        lines.push(format!("top {} (last {} min)", t.title, s.window_minutes));
         if t.values.is_empty() {
             lines.push("  (none)".into());
         }

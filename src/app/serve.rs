@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use crate::admin::{self, AdminState};
 use crate::analytics;
@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::http::{HttpError, HttpServer};
 use crate::pipeline::{Pipeline, PipelineError};
 use crate::ship::sink::RefusedPolicy;
+use crate::template::{self, http::TemplateError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -20,8 +21,14 @@ pub enum ServeError {
     Pipeline(#[from] PipelineError),
     #[error("analytics: bad Redis URL: {0}")]
     Analytics(redis::RedisError),
+    #[error("bad configuration: `http.format`: {0}")]
+    Format(#[from] TemplateError),
     #[error(transparent)]
     Http(#[from] HttpError),
+    #[error(transparent)]
+    Who(#[from] crate::who::SetupError),
+    #[error(transparent)]
+    Privacy(crate::config::ConfigError),
     #[error("cannot listen on {address} (admin): {source}")]
     Admin {
         address: SocketAddr,
@@ -32,12 +39,21 @@ pub enum ServeError {
 /// Serves until `shutdown` resolves, then stops accepting, answers what is in flight, and
 /// ships what it can within the shutdown deadline.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
+    // The record template first: a bad one stops `serve` before anything starts.
+    let template = template::http::compile(&config.http.format)?;
     let prometheus = crate::metrics::install();
     let (tap, shipped) = analytics::tap(&config.analytics);
     // One key, chosen by the operator: records Redis refuses are held until it is fixed.
     let pipeline = Pipeline::start(&config, tap, RefusedPolicy::Hold)?;
     let dashboard = analytics::start(&config, shipped).map_err(ServeError::Analytics)?;
-    let (stop, stopped) = watch::channel(false);
+    if config.analytics.enabled && !crate::record::readable(&config.http.format) {
+        tracing::warn!(
+            format = %config.http.format,
+            "the analytics read records as `$msec,…`: with this http.format, every record will be counted as malformed"
+        );
+    }
+    // One token stops everything that serves: the sources, the admin listener.
+    let stop = CancellationToken::new();
     let admin_state = AdminState {
         log: pipeline.log.clone(),
         shipper: pipeline.status.clone(),
@@ -45,13 +61,25 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         ready_backlog_bytes: config.ship.ready_backlog_bytes,
     };
     let router = admin::router(admin_state).merge(dashboard);
-    let admin_addr = admin::serve(config.admin_listen, router, stopped.clone())
+    let admin_addr = admin::serve(config.admin_listen, router, stop.clone())
         .await
         .map_err(|source| ServeError::Admin {
             address: config.admin_listen,
             source,
         })?;
-    let server = HttpServer::start(&config.http, pipeline.log.clone(), stopped)?;
+    // The privacy step of every hit, with its salt keeper and GeoIP reloads.
+    config
+        .privacy
+        .check_format(&template, &config.http.real_ip_header)
+        .map_err(ServeError::Privacy)?;
+    let who = crate::who::setup(&config, stop.clone())?;
+    let server = HttpServer::start(
+        &config.http,
+        template,
+        who,
+        pipeline.log.clone(),
+        stop.clone(),
+    )?;
     tracing::info!(
         listen = %server.local_addr,
         path = %config.http.path,
@@ -64,7 +92,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     }
     reload_tls_until(&server, shutdown).await;
     tracing::info!("stopping: no new connections; finishing requests in flight");
-    let _ = stop.send(true);
+    stop.cancel();
     let _ = tokio::task::spawn_blocking(move || server.join()).await;
     let left = pipeline.drain().await;
     tracing::info!(unshipped_bytes = left, "stopped");

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 pub use super::relay::TlsFiles;
 use super::ConfigError;
+use crate::client::Cidr;
 
 /// The pixel endpoint (`pixelpipe serve`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -40,6 +41,10 @@ pub struct HttpConfig {
     pub max_connections: usize,
     /// Threads that accept and serve; 0 means one per core.
     pub workers: usize,
+    /// Peers whose `real_ip_header` is believed (CIDR list); none by default.
+    pub trusted_proxies: Vec<Cidr>,
+    /// `X-Forwarded-For` (or `X-Real-IP`…: a list of addresses), or `Forwarded` (RFC 7239).
+    pub real_ip_header: String,
     /// Let other processes listen on the same address (`SO_REUSEPORT` across processes,
     /// e.g. a new pixelpipe taking over from an old one). Off: a port already in use is a
     /// start-up error, so a second instance cannot silently take half the traffic.
@@ -100,6 +105,8 @@ impl Default for HttpConfig {
             send_timeout: Duration::from_secs(60),
             max_connections: 10_000,
             workers: 0,
+            trusted_proxies: Vec::new(),
+            real_ip_header: "X-Forwarded-For".into(),
             reuse_port: false,
             tls: None,
             tls_listen: None,

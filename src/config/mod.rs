@@ -12,8 +12,12 @@ use figment::Figment;
 use serde::{Deserialize, Serialize};
 
 pub mod analytics;
+pub mod enrich;
+pub mod filter;
 pub mod http;
+pub mod limits;
 pub mod log;
+pub mod privacy;
 pub mod redis_target;
 pub mod relay;
 pub mod ship;
@@ -62,6 +66,10 @@ pub struct Config {
     pub ship: ShipConfig,
     pub relay: RelayConfig,
     pub analytics: AnalyticsConfig,
+    pub privacy: privacy::PrivacyConfig,
+    pub filter: filter::FilterConfig,
+    pub limits: limits::LimitsConfig,
+    pub enrich: enrich::EnrichConfig,
 }
 
 impl Default for Config {
@@ -77,6 +85,10 @@ impl Default for Config {
             ship: ShipConfig::default(),
             relay: RelayConfig::default(),
             analytics: AnalyticsConfig::default(),
+            privacy: privacy::PrivacyConfig::default(),
+            filter: filter::FilterConfig::default(),
+            limits: limits::LimitsConfig::default(),
+            enrich: enrich::EnrichConfig::default(),
         }
     }
 }
@@ -161,9 +173,15 @@ impl Config {
         }
         self.ship.validate()?;
         self.analytics.validate()?;
-        crate::template::http::compile(&self.http.format)
-            .map_err(|e| ConfigError::invalid("http.format", e.to_string()))?;
         self.relay.validate()?;
+        self.privacy.validate()?;
+        self.limits.validate()?;
+        if self.http.real_ip_header.is_empty() {
+            return Err(ConfigError::invalid(
+                "http.real_ip_header",
+                "must not be empty",
+            ));
+        }
         Ok(())
     }
 }

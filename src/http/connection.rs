@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use super::request::{self, Parsed};
 use super::response::{self, Reply};
@@ -23,7 +23,7 @@ pub async fn serve<S: Transport>(
     peer: SocketAddr,
     endpoint: Arc<Endpoint>,
     appender: Appender,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
 ) {
     let mut conn = Connection {
         stream,
@@ -39,7 +39,7 @@ pub async fn serve<S: Transport>(
     };
     // Made once per connection, not per wait: registering with the shared shutdown
     // signal on every keep-alive round trip costs more than the rest of the wait.
-    let stop = super::stopped(&mut shutdown);
+    let stop = shutdown.cancelled();
     tokio::pin!(stop);
     loop {
         // One clock reading per batch of requests: their records' time and the answers' Date.

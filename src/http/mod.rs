@@ -1,8 +1,12 @@
-//! The pixel endpoint (`pixelpipe serve`): a small HTTP/1.1 server that answers one path
-//! with a GIF and logs each hit.
+//! The pixel endpoint of `pixelpipe serve` (wired in `app::serve`): a small HTTP/1.1
+//! server that answers one path with a GIF and logs each hit. One hit's way: a
+//! [`connection`] reads the bytes, [`request`] parses the head, the hit ([`hit`], which
+//! the record template reads) is rendered into a record and appended to the local log,
+//! and once the log has it the [`response`] goes out. The shipper takes the record on to
+//! Redis; this module knows neither the shipper nor the analytics.
 //!
 //! Why not hyper: the endpoint has one route and fixed answers, and the budget per hit is
-//! what nginx spends (DESIGN.md). Parsing with httparse and writing canned bytes lets one
+//! what nginx spends. Parsing with httparse and writing canned bytes lets one
 //! read serve a whole pipelined batch with one group-committed log write and one socket
 //! write. Each worker thread runs its own single-threaded runtime on its own
 //! `SO_REUSEPORT` listener, as nginx runs its workers, so hits never cross threads.
@@ -11,6 +15,7 @@ pub mod beacon;
 pub mod body;
 pub mod connection;
 pub mod cors;
+pub mod hit;
 pub mod redirect;
 pub mod request;
 pub mod response;
@@ -27,13 +32,13 @@ use std::time::Duration;
 
 use socket2::{Domain, Socket, Type};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::HttpConfig;
 use crate::log::{Appender, Log};
 use crate::metrics::metrics;
-use crate::template::http::{self as template, Template};
+use crate::template::http::Template;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
@@ -41,8 +46,6 @@ pub enum HttpError {
     Bind { addr: SocketAddr, source: io::Error },
     #[error("cannot listen on {0}: another process listens there (a second pixelpipe?); set http.reuse_port = true to share the port on purpose")]
     InUse(SocketAddr),
-    #[error("bad record format: {0}")]
-    Template(#[from] template::TemplateError),
     #[error("cannot start a worker thread: {0}")]
     Thread(io::Error),
     #[error(transparent)]
@@ -61,6 +64,8 @@ pub struct Endpoint {
     pub idle_timeout: Duration,
     /// Beacons, CORS, the tracker script, click redirects.
     pub web: web::Web,
+    /// The privacy step every hit goes through.
+    pub who: crate::who::Who,
     pub send_timeout: Duration,
 }
 
@@ -74,16 +79,18 @@ pub struct HttpServer {
 
 impl HttpServer {
     /// Binds the listeners and starts the workers. They stop accepting when `shutdown`
-    /// turns true, and end once their in-flight requests are answered.
+    /// is cancelled, and end once their in-flight requests are answered.
     pub fn start(
         config: &HttpConfig,
+        template: Template,
+        who: crate::who::Who,
         log: Arc<Log>,
-        shutdown: watch::Receiver<bool>,
+        shutdown: CancellationToken,
     ) -> Result<HttpServer, HttpError> {
         let endpoint = Arc::new(Endpoint {
             path: config.path.clone(),
             key: config.key.clone().into_bytes(),
-            template: template::compile(&config.format)?,
+            template,
             limits: request::Limits {
                 max_request_line: config.max_request_line,
                 max_header_line: config.max_header_line,
@@ -94,6 +101,7 @@ impl HttpServer {
             header_timeout: config.header_timeout,
             idle_timeout: config.idle_timeout,
             web: web::Web::new(config).map_err(|(field, e)| HttpError::Web(field, e))?,
+            who,
             send_timeout: config.send_timeout,
         });
         // The certificate is read before anything listens: a bad one is a start-up error.
@@ -209,7 +217,7 @@ struct Worker {
     tls: Option<(Arc<tls::ReloadableTls>, std::net::TcpListener)>,
     endpoint: Arc<Endpoint>,
     log: Arc<Log>,
-    shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
     connections: Arc<AtomicUsize>,
     max_connections: usize,
 }
@@ -313,7 +321,7 @@ impl Worker {
                     });
                 }
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
-                _ = stopped(&mut self.shutdown) => break,
+                _ = self.shutdown.cancelled() => break,
             }
         }
         drop(listener);
@@ -326,15 +334,6 @@ impl Worker {
             .is_err()
         {
             tracing::warn!("closing connections still busy after the grace period");
-        }
-    }
-}
-
-/// Resolves once `shutdown` is true (or its sender is gone).
-pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
-    while !*shutdown.borrow_and_update() {
-        if shutdown.changed().await.is_err() {
-            return;
         }
     }
 }

@@ -50,6 +50,8 @@ pub enum Reply {
     HeaderTooLarge,
     NotImplemented,
     ServiceUnavailable,
+    /// 429: over the per-address rate; retry after this many seconds.
+    TooManyRequests(u32),
     VersionNotSupported,
     /// `100 Continue` (written as [`CONTINUE`], not by [`Reply::write`]).
     Continue,
@@ -76,6 +78,7 @@ impl Reply {
             Reply::HeaderTooLarge => b"HTTP/1.1 400 Bad Request\r\n",
             Reply::NotImplemented => b"HTTP/1.1 501 Not Implemented\r\n",
             Reply::ServiceUnavailable => b"HTTP/1.1 503 Service Unavailable\r\n",
+            Reply::TooManyRequests(_) => b"HTTP/1.1 429 Too Many Requests\r\n",
             Reply::VersionNotSupported => b"HTTP/1.1 505 HTTP Version Not Supported\r\n",
             Reply::Continue => b"HTTP/1.1 100 Continue\r\n",
         }
@@ -97,6 +100,7 @@ impl Reply {
             Reply::HeaderTooLarge => b"request header or cookie too large\n",
             Reply::NotImplemented => b"not implemented\n",
             Reply::ServiceUnavailable => b"unavailable: the local log is full or failing\n",
+            Reply::TooManyRequests(_) => b"too many requests\n",
             Reply::VersionNotSupported => b"HTTP version not supported\n",
             Reply::Continue => b"",
         }
@@ -145,6 +149,11 @@ impl Reply {
                 }
                 if self == Reply::ServiceUnavailable {
                     out.extend_from_slice(b"Retry-After: 1\r\n");
+                }
+                if let Reply::TooManyRequests(secs) = self {
+                    out.extend_from_slice(b"Retry-After: ");
+                    out.extend_from_slice(itoa::Buffer::new().format(secs).as_bytes());
+                    out.extend_from_slice(b"\r\n");
                 }
             }
         }

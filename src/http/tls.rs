@@ -10,9 +10,9 @@ use std::sync::{Arc, RwLock};
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
 
 use super::{connection, Endpoint};
 use crate::config::relay::TlsFiles;
@@ -90,7 +90,7 @@ pub async fn serve(
     acceptor: TlsAcceptor,
     endpoint: Arc<Endpoint>,
     appender: Appender,
-    shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
 ) {
     let handshake = tokio::time::timeout(endpoint.header_timeout, acceptor.accept(stream)).await;
     match handshake {

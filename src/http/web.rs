@@ -10,6 +10,8 @@ use std::time::SystemTime;
 
 use super::beacon::{self, BodyKind};
 use super::cors::{self, Cors, Verdict};
+use super::hit::Hit;
+use crate::who::{Facts, Verdict as Who};
 use super::redirect::{self, RedirectHosts};
 use super::request::Request;
 use super::response::{Extra, Reply};
@@ -18,7 +20,6 @@ use super::Endpoint;
 use crate::config::http::BeaconReply;
 use crate::config::HttpConfig;
 use crate::log::{Appender, LogError, Ticket};
-use crate::template::http::Hit;
 
 pub struct Web {
     pub beacon_path: String,
@@ -165,16 +166,7 @@ pub fn route(
         extra
             .headers
             .extend_from_slice(b"\r\nCache-Control: no-store\r\n");
-        return Some(record_one(
-            inc,
-            inc.req.target,
-            None,
-            endpoint,
-            appender,
-            record,
-            Reply::Found,
-            extra,
-        ));
+        return Some(record_one(inc, endpoint, appender, record, Reply::Found, extra));
     }
     if path != endpoint.path.as_bytes() && path != web.beacon_path.as_bytes() {
         return None;
@@ -217,16 +209,7 @@ pub fn route(
         Verdict::Foreign | Verdict::None => {}
     }
     if !is_post {
-        return Some(record_one(
-            inc,
-            inc.req.target,
-            None,
-            endpoint,
-            appender,
-            record,
-            Reply::Pixel,
-            extra,
-        ));
+        return Some(record_one(inc, endpoint, appender, record, Reply::Pixel, extra));
     }
     Some(beacon(inc, endpoint, appender, record, extra))
 }
@@ -251,7 +234,7 @@ fn beacon(
     endpoint: &Endpoint,
     appender: &Appender,
     record: &mut Vec<u8>,
-    extra: Extra,
+    mut extra: Extra,
 ) -> Routed {
     let web = &endpoint.web;
     if inc.body.len() > web.max_body_bytes {
@@ -272,6 +255,18 @@ fn beacon(
         }
     };
     let query = inc.query().filter(|q| !q.is_empty());
+    // One privacy decision for the request (one sender, one set of headers), made on the
+    // URL's query, else the first event's: where the tracker's site and campaign are.
+    let facts = match judge(
+        inc,
+        query.or(events.first().map(|e| e.as_slice())),
+        endpoint,
+        web.beacon_reply,
+        &mut extra,
+    ) {
+        Ok(facts) => facts,
+        Err(answer) => return answer,
+    };
     let mut records = Vec::with_capacity(events.len());
     let mut target = Vec::with_capacity(256);
     for event in &events {
@@ -288,7 +283,7 @@ fn beacon(
         record.clear();
         endpoint
             .template
-            .render(&hit(inc, &target, Some(inc.body)), record);
+            .render(&hit(inc, &target, Some(inc.body), &facts), record);
         records.push(record.clone());
     }
     match appender.append_all(&endpoint.key, &records) {
@@ -302,30 +297,67 @@ fn beacon(
     }
 }
 
-fn hit<'a>(inc: &'a Incoming<'_, '_, '_>, target: &'a [u8], body: Option<&'a [u8]>) -> Hit<'a> {
+fn hit<'a>(
+    inc: &'a Incoming<'_, '_, '_>,
+    target: &'a [u8],
+    body: Option<&'a [u8]>,
+    facts: &'a Facts,
+) -> Hit<'a> {
     Hit {
         time: inc.now,
         method: inc.req.method,
         target,
-        remote_addr: inc.peer.ip(),
+        remote_addr: facts.remote_addr,
         headers: inc.req.headers,
         body,
+        facts,
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// The privacy step (`crate::who`) for a request about to be recorded: its facts (and a
+/// new visitor cookie in `extra`), or the answer it gets without a record — a bot or a
+/// prefetch gets `reply` as usual, a client over its rate limit a 429.
+fn judge(
+    inc: &Incoming<'_, '_, '_>,
+    query: Option<&[u8]>,
+    endpoint: &Endpoint,
+    reply: Reply,
+    extra: &mut Extra,
+) -> Result<Facts, Routed> {
+    match endpoint
+        .who
+        .judge(inc.peer.ip(), query, inc.req.headers, inc.now)
+    {
+        Who::Record(facts) => {
+            if let (Some(id), Some(cookie)) = (facts.new_cookie, endpoint.who.cookie()) {
+                cookie.write_header(&id, &mut extra.headers);
+            }
+            Ok(facts)
+        }
+        Who::Skip(_) => Err(Routed::with(reply, std::mem::take(extra))),
+        Who::Limited(secs) => Err(Routed::plain(Reply::TooManyRequests(
+            u32::try_from(secs).unwrap_or(u32::MAX),
+        ))),
+    }
+}
+
+/// Records one hit (a GIF or a click) and answers `reply` once it is written.
 fn record_one(
     inc: &Incoming<'_, '_, '_>,
-    target: &[u8],
-    body: Option<&[u8]>,
     endpoint: &Endpoint,
     appender: &Appender,
     record: &mut Vec<u8>,
     reply: Reply,
-    extra: Extra,
+    mut extra: Extra,
 ) -> Routed {
+    let facts = match judge(inc, inc.query(), endpoint, reply, &mut extra) {
+        Ok(facts) => facts,
+        Err(answer) => return answer,
+    };
     record.clear();
-    endpoint.template.render(&hit(inc, target, body), record);
+    endpoint
+        .template
+        .render(&hit(inc, inc.req.target, None, &facts), record);
     match appender.append(&endpoint.key, record) {
         Ok(ticket) => Routed {
             reply,

@@ -1,22 +1,47 @@
 //! nginx `log_format`-style templates for HTTP hits: `$msec,$args` and friends.
 //!
-//! As in nginx, a variable with no value (no query string, a missing header) renders as
-//! `-`, and values are escaped (see [`super::escape_into`]).
+//! A template reads a hit through [`HitFields`], which the HTTP source implements: this
+//! module knows the variables, not the transport. As in nginx, a variable with no value
+//! (no query string, a missing header) renders as `-`, and values are escaped (see
+//! [`super::escape_into`]).
+//!
+//! Adding a variable: a [`Var`] variant, its name in [`parse_var`], and one arm in
+//! [`Var::render`] that reads it from the hit.
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use chrono::{DateTime, Local};
 
+use crate::record;
+use crate::who::{Facts, Needs};
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum TemplateError {
-    #[error("unknown variable `${0}` (known: $msec, $args, $remote_addr, $request_id, $time_iso8601, $time_local, $request_uri, $uri, $request_method, $body, $http_<header>)")]
+    #[error("unknown variable `${0}` (known: $msec, $args, $remote_addr, $request_id, $time_iso8601, $time_local, $request_uri, $uri, $request_method, $body, $http_<header>, $visitor, $is_bot, $is_prefetch, $ua_browser, $ua_browser_version, $ua_os, $ua_device, $geo_country, $geo_city, $referrer_host, $utm_source, $utm_medium, $utm_campaign)")]
     UnknownVariable(String),
     #[error("`$` at byte {0} is not followed by a variable name")]
     EmptyName(usize),
     #[error("unclosed `${{` at byte {0}")]
     Unclosed(usize),
+}
+
+/// What a template reads from a hit. Borrowed from the request buffer: nothing is copied
+/// unless the template asks for it.
+pub trait HitFields {
+    /// When the hit arrived.
+    fn time(&self) -> SystemTime;
+    fn method(&self) -> &str;
+    /// The request target as received, e.g. `/pixel.gif?foo=bar`.
+    fn target(&self) -> &[u8];
+    fn remote_addr(&self) -> IpAddr;
+    /// The value of the request header `name` (lower case, e.g. `user-agent`), if sent.
+    fn header(&self, name: &str) -> Option<&[u8]>;
+    /// The request body, for a beacon (`None`: `$body` is `-`).
+    fn body(&self) -> Option<&[u8]>;
+    /// What the privacy step found out (`$visitor`, `$ua_*`, `$geo_*`, …).
+    fn facts(&self) -> &Facts;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +59,25 @@ enum Var {
     Body,
     /// `$http_user_agent` → the `user-agent` header.
     Header(String),
+    /// Worked out by the privacy step (`crate::who`), only when the template uses them.
+    Who(WhoVar),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WhoVar {
+    Visitor,
+    IsBot,
+    IsPrefetch,
+    UaBrowser,
+    UaBrowserVersion,
+    UaOs,
+    UaDevice,
+    GeoCountry,
+    GeoCity,
+    ReferrerHost,
+    UtmSource,
+    UtmMedium,
+    UtmCampaign,
 }
 
 #[derive(Debug, Clone)]
@@ -47,42 +91,7 @@ enum Part {
 pub struct Template {
     parts: Vec<Part>,
     needs_local_time: bool,
-}
-
-/// What a hit offers to a template. Borrowed from the request buffer: nothing is copied
-/// unless the template asks for it.
-pub struct Hit<'a> {
-    pub time: SystemTime,
-    pub method: &'a str,
-    /// The request target as received, e.g. `/pixel.gif?foo=bar`.
-    pub target: &'a [u8],
-    pub remote_addr: IpAddr,
-    pub headers: &'a [httparse::Header<'a>],
-    /// The request body, for a beacon (`None`: `$body` is `-`).
-    pub body: Option<&'a [u8]>,
-}
-
-impl Hit<'_> {
-    fn path(&self) -> &[u8] {
-        match self.target.iter().position(|&b| b == b'?') {
-            Some(i) => &self.target[..i],
-            None => self.target,
-        }
-    }
-
-    /// `None` when there is no `?` at all, as nginx's `$args` is then not found, and when
-    /// the query is empty (`/pixel.gif?`), which nginx logs as `-` too.
-    fn args(&self) -> Option<&[u8]> {
-        let i = self.target.iter().position(|&b| b == b'?')?;
-        Some(&self.target[i + 1..]).filter(|a| !a.is_empty())
-    }
-
-    fn header(&self, name: &str) -> Option<&[u8]> {
-        self.headers
-            .iter()
-            .find(|h| h.name.eq_ignore_ascii_case(name))
-            .map(|h| h.value)
-    }
+    needs: Needs,
 }
 
 pub fn compile(source: &str) -> Result<Template, TemplateError> {
@@ -143,9 +152,31 @@ pub fn compile(source: &str) -> Result<Template, TemplateError> {
             }
         )
     });
+    let mut needs = Needs::default();
+    for p in &parts {
+        if let Part::Var {
+            var: Var::Who(w), ..
+        } = p
+        {
+            match w {
+                WhoVar::Visitor => needs.visitor = true,
+                WhoVar::IsBot => needs.is_bot = true,
+                WhoVar::IsPrefetch => {}
+                WhoVar::UaBrowser | WhoVar::UaBrowserVersion | WhoVar::UaOs | WhoVar::UaDevice => {
+                    needs.ua = true
+                }
+                WhoVar::GeoCountry | WhoVar::GeoCity => needs.geo = true,
+                WhoVar::ReferrerHost
+                | WhoVar::UtmSource
+                | WhoVar::UtmMedium
+                | WhoVar::UtmCampaign => needs.campaign = true,
+            }
+        }
+    }
     Ok(Template {
         parts,
         needs_local_time,
+        needs,
     })
 }
 
@@ -161,6 +192,19 @@ fn parse_var(name: &str) -> Result<Var, TemplateError> {
         "uri" => Var::Uri,
         "request_method" => Var::RequestMethod,
         "body" | "request_body" => Var::Body,
+        "visitor" => Var::Who(WhoVar::Visitor),
+        "is_bot" => Var::Who(WhoVar::IsBot),
+        "is_prefetch" => Var::Who(WhoVar::IsPrefetch),
+        "ua_browser" => Var::Who(WhoVar::UaBrowser),
+        "ua_browser_version" => Var::Who(WhoVar::UaBrowserVersion),
+        "ua_os" => Var::Who(WhoVar::UaOs),
+        "ua_device" => Var::Who(WhoVar::UaDevice),
+        "geo_country" => Var::Who(WhoVar::GeoCountry),
+        "geo_city" => Var::Who(WhoVar::GeoCity),
+        "referrer_host" => Var::Who(WhoVar::ReferrerHost),
+        "utm_source" => Var::Who(WhoVar::UtmSource),
+        "utm_medium" => Var::Who(WhoVar::UtmMedium),
+        "utm_campaign" => Var::Who(WhoVar::UtmCampaign),
         _ => match name.strip_prefix("http_") {
             Some(h) if !h.is_empty() => Var::Header(h.replace('_', "-")),
             _ => return Err(TemplateError::UnknownVariable(name.to_owned())),
@@ -169,67 +213,124 @@ fn parse_var(name: &str) -> Result<Var, TemplateError> {
 }
 
 impl Template {
+    /// The privacy-step variables this template uses.
+    pub fn needs(&self) -> Needs {
+        self.needs
+    }
+
+    /// The request headers the template writes (`$http_<name>`), lower case.
+    pub fn headers(&self) -> impl Iterator<Item = &str> {
+        self.parts.iter().filter_map(|p| match p {
+            Part::Var {
+                var: Var::Header(h),
+                ..
+            } => Some(h.as_str()),
+            _ => None,
+        })
+    }
+
     /// Renders the record for `hit`, appending to `out`.
-    pub fn render(&self, hit: &Hit<'_>, out: &mut Vec<u8>) {
-        let local: Option<DateTime<Local>> = self.needs_local_time.then(|| hit.time.into());
+    pub fn render(&self, hit: &impl HitFields, out: &mut Vec<u8>) {
+        // Converted once per record, and only when a variable needs it.
+        let local: Option<DateTime<Local>> = self.needs_local_time.then(|| hit.time().into());
         for part in &self.parts {
-            let (var, delim) = match part {
-                Part::Literal(l) => {
-                    out.extend_from_slice(l);
-                    continue;
-                }
-                Part::Var { var, delim } => (var, *delim),
-            };
-            let raw: Option<&[u8]> = match var {
-                Var::Msec => {
-                    let d = hit.time.duration_since(UNIX_EPOCH).unwrap_or_default();
-                    write_msec(out, d.as_secs(), d.subsec_millis());
-                    continue;
-                }
-                Var::RemoteAddr => {
-                    let mut s = String::with_capacity(40);
-                    let _ = write!(s, "{}", hit.remote_addr);
-                    out.extend_from_slice(s.as_bytes());
-                    continue;
-                }
-                Var::RequestId => {
-                    let id = fastrand::u128(..);
-                    write_hex(out, id);
-                    continue;
-                }
-                Var::TimeIso8601 | Var::TimeLocal => {
-                    // `needs_local_time` guarantees `local` is set for these.
-                    let t = local.unwrap_or_else(|| hit.time.into());
-                    let fmt = if *var == Var::TimeIso8601 {
-                        "%Y-%m-%dT%H:%M:%S%:z"
-                    } else {
-                        "%d/%b/%Y:%H:%M:%S %z"
-                    };
-                    out.extend_from_slice(t.format(fmt).to_string().as_bytes());
-                    continue;
-                }
-                Var::Args => hit.args(),
-                Var::RequestUri => Some(hit.target),
-                Var::Uri => Some(hit.path()),
-                Var::RequestMethod => Some(hit.method.as_bytes()),
-                Var::Body => hit.body,
-                Var::Header(name) => hit.header(name),
-            };
-            match raw {
-                Some(v) => super::escape_into(out, v, delim),
-                None => out.push(b'-'),
+            match part {
+                Part::Literal(l) => out.extend_from_slice(l),
+                Part::Var { var, delim } => var.render(hit, local, *delim, out),
             }
         }
     }
 }
 
-/// `1379183721.115`: epoch seconds, a dot, exactly three digits of milliseconds.
-fn write_msec(out: &mut Vec<u8>, secs: u64, millis: u32) {
-    out.extend_from_slice(itoa::Buffer::new().format(secs).as_bytes());
-    out.push(b'.');
-    out.push(b'0' + (millis / 100) as u8);
-    out.push(b'0' + (millis / 10 % 10) as u8);
-    out.push(b'0' + (millis % 10) as u8);
+impl Var {
+    /// Appends this variable's value for `hit`. Values a client chose go through
+    /// [`escaped`]; values the server made (numbers, times, addresses) need no escaping.
+    fn render(
+        &self,
+        hit: &impl HitFields,
+        local: Option<DateTime<Local>>,
+        delim: Option<u8>,
+        out: &mut Vec<u8>,
+    ) {
+        match self {
+            Var::Msec => record::write_msec(out, hit.time()),
+            Var::RemoteAddr => write_display(out, hit.remote_addr()),
+            Var::RequestId => write_hex(out, fastrand::u128(..)),
+            Var::TimeIso8601 => write_time(out, hit, local, "%Y-%m-%dT%H:%M:%S%:z"),
+            Var::TimeLocal => write_time(out, hit, local, "%d/%b/%Y:%H:%M:%S %z"),
+            Var::Args => escaped(out, args(hit.target()), delim),
+            Var::RequestUri => escaped(out, Some(hit.target()), delim),
+            Var::Uri => escaped(out, Some(path(hit.target())), delim),
+            Var::RequestMethod => escaped(out, Some(hit.method().as_bytes()), delim),
+            Var::Body => escaped(out, hit.body(), delim),
+            Var::Header(name) => escaped(out, hit.header(name), delim),
+            Var::Who(w) => escaped(out, who_value(hit.facts(), *w), delim),
+        }
+    }
+}
+
+/// A value from the request, escaped; `-` when there is none, as in nginx.
+fn escaped(out: &mut Vec<u8>, value: Option<&[u8]>, delim: Option<u8>) {
+    match value {
+        Some(v) => super::escape_into(out, v, delim),
+        None => out.push(b'-'),
+    }
+}
+
+/// The target without its query: `$uri`.
+fn path(target: &[u8]) -> &[u8] {
+    match target.iter().position(|&b| b == b'?') {
+        Some(i) => &target[..i],
+        None => target,
+    }
+}
+
+/// The query: `$args`. `None` when there is no `?` at all, as nginx's `$args` is then
+/// not found, and when the query is empty (`/pixel.gif?`), which nginx logs as `-` too.
+fn args(target: &[u8]) -> Option<&[u8]> {
+    let i = target.iter().position(|&b| b == b'?')?;
+    Some(&target[i + 1..]).filter(|a| !a.is_empty())
+}
+
+fn write_display(out: &mut Vec<u8>, value: impl std::fmt::Display) {
+    let mut s = String::with_capacity(40);
+    let _ = write!(s, "{value}");
+    out.extend_from_slice(s.as_bytes());
+}
+
+fn write_time(
+    out: &mut Vec<u8>,
+    hit: &impl HitFields,
+    local: Option<DateTime<Local>>,
+    format: &str,
+) {
+    // `needs_local_time` guarantees `local` is set for the time variables.
+    let t = local.unwrap_or_else(|| hit.time().into());
+    write_display(out, t.format(format));
+}
+
+fn text(s: Option<&str>) -> Option<&[u8]> {
+    s.map(str::as_bytes)
+}
+
+fn who_value(f: &Facts, var: WhoVar) -> Option<&[u8]> {
+    let flag = |on: bool| Some(if on { b"1".as_slice() } else { b"0".as_slice() });
+    let ua = f.ua.as_deref();
+    match var {
+        WhoVar::Visitor => f.visitor.as_ref().map(|v| v.as_bytes()),
+        WhoVar::IsBot => flag(f.is_bot),
+        WhoVar::IsPrefetch => flag(f.is_prefetch),
+        WhoVar::UaBrowser => text(ua.and_then(|u| u.browser.as_deref())),
+        WhoVar::UaBrowserVersion => text(ua.and_then(|u| u.browser_version.as_deref())),
+        WhoVar::UaOs => text(ua.and_then(|u| u.os.as_deref())),
+        WhoVar::UaDevice => text(ua.and_then(|u| u.device.as_deref())),
+        WhoVar::GeoCountry => text(f.geo.country.as_deref()),
+        WhoVar::GeoCity => text(f.geo.city.as_deref()),
+        WhoVar::ReferrerHost => text(f.campaign.referrer_host.as_deref()),
+        WhoVar::UtmSource => text(f.campaign.utm_source.as_deref()),
+        WhoVar::UtmMedium => text(f.campaign.utm_medium.as_deref()),
+        WhoVar::UtmCampaign => text(f.campaign.utm_campaign.as_deref()),
+    }
 }
 
 fn write_hex(out: &mut Vec<u8>, id: u128) {
@@ -242,16 +343,55 @@ fn write_hex(out: &mut Vec<u8>, id: u128) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
+    use std::time::{Duration, UNIX_EPOCH};
 
-    fn hit<'a>(target: &'a [u8], headers: &'a [httparse::Header<'a>]) -> Hit<'a> {
+    /// A hit as a test writes it: headers are (name, value) pairs.
+    struct Hit<'a> {
+        time: SystemTime,
+        target: &'a [u8],
+        headers: &'a [(&'a str, &'a [u8])],
+        body: Option<&'a [u8]>,
+        facts: &'a Facts,
+    }
+
+    static NO_FACTS: std::sync::LazyLock<Facts> =
+        std::sync::LazyLock::new(|| Facts::of("127.0.0.1".parse().unwrap()));
+
+    impl HitFields for Hit<'_> {
+        fn time(&self) -> SystemTime {
+            self.time
+        }
+        fn method(&self) -> &str {
+            "GET"
+        }
+        fn target(&self) -> &[u8] {
+            self.target
+        }
+        fn remote_addr(&self) -> IpAddr {
+            "127.0.0.1".parse().unwrap()
+        }
+        fn body(&self) -> Option<&[u8]> {
+            self.body
+        }
+        fn facts(&self) -> &Facts {
+            self.facts
+        }
+        fn header(&self, name: &str) -> Option<&[u8]> {
+            let found = self
+                .headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name));
+            found.map(|(_, v)| *v)
+        }
+    }
+
+    fn hit<'a>(target: &'a [u8], headers: &'a [(&'a str, &'a [u8])]) -> Hit<'a> {
         Hit {
             time: UNIX_EPOCH + Duration::from_millis(1_379_183_721_115),
-            method: "GET",
             target,
-            remote_addr: "127.0.0.1".parse().unwrap(),
             headers,
             body: None,
+            facts: &NO_FACTS,
         }
     }
 
@@ -287,16 +427,8 @@ mod tests {
 
     #[test]
     fn headers_and_braces() {
-        let headers = [
-            httparse::Header {
-                name: "User-Agent",
-                value: b"curl/8 \"x\"",
-            },
-            httparse::Header {
-                name: "Referer",
-                value: b"http://a/b",
-            },
-        ];
+        let headers: [(&str, &[u8]); 2] =
+            [("User-Agent", b"curl/8 \"x\""), ("Referer", b"http://a/b")];
         let h = hit(b"/p?x=1", &headers);
         assert_eq!(
             render(
@@ -351,6 +483,54 @@ mod tests {
     }
 
     #[test]
+    fn who_variables_and_their_needs() {
+        use crate::enrich::{Campaign, GeoFacts, UaFacts};
+        let tpl = compile("$msec,$args&v=$visitor&b=$ua_browser&c=$geo_country&r=$referrer_host&s=$utm_source&bot=$is_bot").unwrap();
+        assert_eq!(
+            tpl.needs(),
+            Needs {
+                visitor: true,
+                is_bot: true,
+                ua: true,
+                geo: true,
+                campaign: true
+            }
+        );
+        assert_eq!(compile("$msec,$args").unwrap().needs(), Needs::default());
+        let mut facts = Facts::of("203.0.113.0".parse().unwrap());
+        facts.visitor = crate::privacy::VisitorId::from_cookie(&[b'a'; 32]);
+        facts.ua = Some(std::sync::Arc::new(UaFacts {
+            browser: Some("Firefox".into()),
+            ..UaFacts::default()
+        }));
+        facts.geo = GeoFacts {
+            country: Some("DE".into()),
+            city: None,
+        };
+        facts.campaign = Campaign {
+            referrer_host: Some("news.example".into()),
+            utm_source: Some("a&b".into()),
+            ..Campaign::default()
+        };
+        let mut h = hit(b"/p?x=1", &[]);
+        h.facts = &facts;
+        let mut out = Vec::new();
+        tpl.render(&h, &mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            format!(
+                "1379183721.115,x=1&v={}&b=Firefox&c=DE&r=news.example&s=a\\x26b&bot=0",
+                "a".repeat(32)
+            )
+        );
+        let h = hit(b"/p", &[]);
+        assert_eq!(
+            render("$visitor|$ua_os|$geo_city|$utm_medium", &h),
+            "-|-|-|-"
+        );
+    }
+
+    #[test]
     fn errors_name_the_variable() {
         assert_eq!(
             compile("$msec,$nope").unwrap_err(),
@@ -370,7 +550,7 @@ mod tests {
             target in proptest::collection::vec(proptest::num::u8::ANY, 0..200),
             ua in proptest::collection::vec(proptest::num::u8::ANY, 0..100),
         ) {
-            let headers = [httparse::Header { name: "user-agent", value: &ua }];
+            let headers = [("user-agent", ua.as_slice())];
             let h = hit(&target, &headers);
             let mut out = Vec::new();
             compile("$msec,$args $http_user_agent,$request_uri").unwrap().render(&h, &mut out);

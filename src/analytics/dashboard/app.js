@@ -23,7 +23,7 @@
     section.className = "top";
     section.dataset.param = t.param;
     const h = document.createElement("h3");
-    h.textContent = t.param;
+    h.textContent = t.title || t.param;
     const table = document.createElement("table");
     const body = document.createElement("tbody");
     for (const [value, n] of t.values) {
