@@ -14,6 +14,7 @@ pub mod analytics;
 pub mod app;
 pub mod client;
 pub mod config;
+pub mod conn;
 pub mod enrich;
 pub mod filter;
 pub mod hostname;

@@ -30,7 +30,8 @@ struct SharedArgs {
     /// TOML configuration file.
     #[arg(long, global = true, env = "PIXELPIPE_CONFIG")]
     config: Option<PathBuf>,
-    /// Redis URL: redis://[user:pass@]host:port[/db] or rediss://…
+    /// Redis URL: redis://[user:pass@]host:port[/db], rediss://…, or a cluster:
+    /// redis+cluster://host:port[,host:port…] (rediss+cluster:// for TLS)
     #[arg(long, global = true)]
     redis: Option<String>,
     /// Folder of the local log and shipping state.

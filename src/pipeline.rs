@@ -10,11 +10,15 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::config::SinkKind;
+use crate::conn::{Link, RedisTarget, Timeouts};
 use crate::log::{Log, LogError};
+use crate::ship::cluster::Layout;
 use crate::ship::position::{self, PositionFile};
 use crate::ship::redis_list::RedisList;
-use crate::ship::sink::RefusedPolicy;
-use crate::ship::{redact, Shipper, ShipperStatus, Tap};
+use crate::ship::script::{ScriptSink, Write};
+use crate::ship::sink::{RefusedPolicy, Sink};
+use crate::ship::{Shipper, ShipperStatus, Tap};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
@@ -64,35 +68,33 @@ impl Pipeline {
         if lock.try_lock().is_err() {
             return Err(PipelineError::Locked(dir.clone()));
         }
-        let id = position::instance_id(dir).map_err(io_err)?;
+        let id = match config.ship.instance_id.as_str() {
+            "" => position::instance_id(dir).map_err(io_err)?,
+            id => id.to_owned(),
+        };
         let position_file = PositionFile::new(dir);
         let log = Arc::new(Log::open(
             &dir.join("log"),
             config.log.clone(),
             position_file.load(),
         )?);
-        let client = redis::Client::open(config.redis.as_str())?;
-        let sink = RedisList::new(
-            client,
-            format!("pixelpipe:shipped:{id}"),
-            config.ship.redis_timeout,
-            refused,
-        );
-        let (shipper, status) = Shipper::new(
-            log.clone(),
-            sink,
-            position_file,
-            config.ship.clone(),
-            redact(&config.redis),
-            tap,
-        );
         let drain = CancellationToken::new();
-        let shipper = tokio::spawn(shipper.run(drain.clone()));
+        let start = StartShipper {
+            log: log.clone(),
+            position_file,
+            config,
+            tap,
+            drain: drain.clone(),
+        };
+        let (shipper, status) = match sink_for(config, &id, refused)? {
+            Chosen::List(sink) => start.spawn(sink),
+            Chosen::Script(sink) => start.spawn(sink),
+        };
         tracing::info!(
             log = %log.dir().display(),
             instance = %id,
             backlog_bytes = log.backlog(),
-            redis = %redact(&config.redis),
+            redis = %config.redis,
             "local log open; shipping to Redis"
         );
         Ok(Pipeline {
@@ -129,5 +131,71 @@ impl Pipeline {
             tracing::warn!(error = %e, "final fsync of the local log failed");
         }
         left
+    }
+}
+
+/// The sink chosen from the configuration (one per process: size does not matter).
+#[allow(clippy::large_enum_variant)]
+enum Chosen {
+    List(RedisList),
+    Script(ScriptSink),
+}
+
+/// What a shipper needs besides its sink.
+struct StartShipper<'a> {
+    log: Arc<Log>,
+    position_file: PositionFile,
+    config: &'a Config,
+    tap: Option<Tap>,
+    drain: CancellationToken,
+}
+
+impl StartShipper<'_> {
+    fn spawn<S: Sink + 'static>(self, sink: S) -> (JoinHandle<()>, ShipperStatus) {
+        let (shipper, status) = Shipper::new(
+            self.log,
+            sink,
+            self.position_file,
+            self.config.ship.clone(),
+            self.config.redis.to_string(),
+            self.tap,
+        );
+        (tokio::spawn(shipper.run(self.drain)), status)
+    }
+}
+
+/// The seed's setup (a list on one server, one shard, no `WAIT`) keeps the list sink;
+/// anything past it ships through the script sink.
+/// `refused` applies to the list sink; the script sink holds a refused batch (retried with
+/// backoff) whatever it says.
+fn sink_for(config: &Config, id: &str, refused: RefusedPolicy) -> Result<Chosen, PipelineError> {
+    let ship = &config.ship;
+    let timeout = ship.redis_timeout;
+    match &config.redis {
+        RedisTarget::Single { url }
+            if ship.sink == SinkKind::List && ship.shards == 1 && ship.wait_replicas == 0 =>
+        {
+            let client = redis::Client::open(url.as_str())?;
+            Ok(Chosen::List(RedisList::new(
+                client,
+                format!("pixelpipe:shipped:{id}"),
+                timeout,
+                refused,
+            )))
+        }
+        target => {
+            let write = match ship.sink {
+                SinkKind::List => Write::List,
+                SinkKind::Stream => Write::Stream(ship.stream_retention),
+            };
+            let link = Link::new(target.clone(), Timeouts::new(timeout), "shipper");
+            Ok(Chosen::Script(ScriptSink::new(
+                link,
+                Layout::new(ship.shards, target.is_cluster()),
+                id.to_owned(),
+                write,
+                ship.wait_replicas,
+            )))
+        }
     }
 }

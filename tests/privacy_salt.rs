@@ -15,8 +15,8 @@ const PREFIX: &str = "test:salt:";
 
 fn keeper(url: &str) -> (Arc<SaltBook>, SaltKeeper) {
     let book = Arc::new(SaltBook::default());
-    let client = redis::Client::open(url).unwrap();
-    let keeper = SaltKeeper::new(book.clone(), client, PREFIX.into(), Duration::from_secs(2));
+    let target = url.parse().unwrap();
+    let keeper = SaltKeeper::new(book.clone(), target, PREFIX.into(), Duration::from_secs(2));
     (book, keeper)
 }
 

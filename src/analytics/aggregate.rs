@@ -10,12 +10,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use metrics::counter;
-use redis::aio::MultiplexedConnection;
-use redis::AsyncConnectionConfig;
 use tokio::sync::mpsc;
 
 use super::keys::{day_of, minute_of, Keys, DAY, MINUTE};
 use crate::config::AnalyticsConfig;
+use crate::conn::Link;
 use crate::log::Batch;
 use crate::record::Record;
 
@@ -99,15 +98,22 @@ impl Counts {
     }
 
     /// The Redis commands that add these counts, as one `MULTI`/`EXEC` (so a failed
-    /// write counts nothing rather than part of a batch).
-    pub fn commands(&self, config: &AnalyticsConfig) -> redis::Pipeline {
+    /// write counts nothing rather than part of a batch). With `tagged` keys (a cluster),
+    /// one transaction per list: each list's aggregates share a slot, different lists
+    /// do not.
+    pub fn commands(&self, config: &AnalyticsConfig, tagged: bool) -> Vec<redis::Pipeline> {
+        let mut pipes = Vec::new();
         let mut p = redis::pipe();
         p.atomic();
         let keep = |bucket_start: i64, len: i64, retention: Duration| {
             bucket_start + len + retention.as_secs() as i64
         };
         for (list, c) in &self.keys {
-            let keys = Keys::new(&config.prefix, &String::from_utf8_lossy(list));
+            if tagged && p.cmd_iter().next().is_some() {
+                pipes.push(std::mem::take(&mut p));
+                p.atomic();
+            }
+            let keys = Keys::new(&config.prefix, &String::from_utf8_lossy(list), tagged);
             if c.total > 0 {
                 p.incr(keys.total(), c.total).ignore();
             }
@@ -163,23 +169,17 @@ impl Counts {
                 p.cmd("EXPIREAT").arg(key).arg(at).ignore();
             }
         }
-        p
+        pipes.push(p);
+        pipes
     }
 }
 
 /// Counts what arrives on `batches` into Redis until the channel closes. A batch that
 /// cannot be written (Redis gone between the shipper's write and ours) is skipped and
 /// counted: analytics are best-effort, the events themselves are safe in the list.
-pub async fn run(
-    client: redis::Client,
-    config: AnalyticsConfig,
-    mut batches: mpsc::Receiver<Arc<Batch>>,
-) {
-    let conn_config = AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(Duration::from_secs(5)))
-        .set_response_timeout(Some(Duration::from_secs(5)));
-    let mut conn: Option<MultiplexedConnection> = None;
-    let mut said_down = false;
+pub async fn run(mut link: Link, config: AnalyticsConfig, mut batches: mpsc::Receiver<Arc<Batch>>) {
+    let tagged = link.target().is_cluster();
+    let mut said_refused = false;
     while let Some(first) = batches.recv().await {
         let mut counts = Counts::default();
         counts.add_batch(&config, &first);
@@ -193,42 +193,37 @@ pub async fn run(
         }
         let events: u64 = counts.keys.values().map(|c| c.total).sum();
         let malformed: u64 = counts.keys.values().map(|c| c.malformed).sum();
-        if conn.is_none() {
-            match client
-                .get_multiplexed_async_connection_with_config(&conn_config)
-                .await
-            {
-                Ok(c) => conn = Some(c),
+        // The link says once when Redis goes and comes back; a refusal is said here.
+        let mut result = Ok(());
+        for pipe in counts.commands(&config, tagged) {
+            let conn = match link.get().await {
+                Ok(c) => c,
                 Err(e) => {
-                    skipped(merged, &e, &mut said_down);
-                    continue;
+                    result = Err(e);
+                    break;
                 }
+            };
+            if let Err(e) = pipe.query_async::<()>(conn).await {
+                link.failed(&e);
+                result = Err(e);
+                break;
             }
         }
-        let Some(c) = conn.as_mut() else { continue };
-        match counts.commands(&config).query_async::<()>(c).await {
+        match result {
             Ok(()) => {
                 counter!("pixelpipe_analytics_events_total").increment(events);
                 counter!("pixelpipe_analytics_malformed_total").increment(malformed);
-                if said_down {
-                    tracing::info!("analytics: Redis is reachable again");
-                    said_down = false;
-                }
+                said_refused = false;
             }
             Err(e) => {
-                conn = None;
-                skipped(merged, &e, &mut said_down);
+                counter!("pixelpipe_analytics_dropped_batches_total", "reason" => "redis")
+                    .increment(merged as u64);
+                if !crate::conn::is_connection_error(&e) && !said_refused {
+                    tracing::warn!(error = %e, "analytics: Redis refused the counts; skipping batches (the events themselves are shipped)");
+                    said_refused = true;
+                }
             }
         }
-    }
-}
-
-fn skipped(batches: usize, e: &redis::RedisError, said_down: &mut bool) {
-    counter!("pixelpipe_analytics_dropped_batches_total", "reason" => "redis")
-        .increment(batches as u64);
-    if !*said_down {
-        tracing::warn!(error = %e, "analytics: cannot write to Redis; skipping batches until it is back (the events themselves are shipped)");
-        *said_down = true;
     }
 }
 

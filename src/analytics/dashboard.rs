@@ -19,13 +19,12 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use futures_util::stream::{self, Stream};
-use redis::aio::MultiplexedConnection;
-use redis::AsyncConnectionConfig;
 use serde::Deserialize;
 use tokio::sync::Mutex;
 
 use super::stats::{self, Query, Snapshot};
 use crate::config::AnalyticsConfig;
+use crate::conn::Link;
 
 const PAGE: &str = include_str!("dashboard/index.html");
 const SCRIPT: &str = include_str!("dashboard/app.js");
@@ -36,17 +35,17 @@ const PUSH_EVERY: Duration = Duration::from_millis(1000);
 
 #[derive(Clone)]
 pub struct DashboardState {
-    client: redis::Client,
-    conn: Arc<Mutex<Option<MultiplexedConnection>>>,
+    link: Arc<Mutex<Link>>,
+    tagged: bool,
     analytics: Arc<AnalyticsConfig>,
     default_key: String,
 }
 
 impl DashboardState {
-    pub fn new(client: redis::Client, analytics: AnalyticsConfig, default_key: String) -> Self {
+    pub fn new(link: Link, analytics: AnalyticsConfig, default_key: String) -> Self {
         DashboardState {
-            client,
-            conn: Arc::new(Mutex::new(None)),
+            tagged: link.target().is_cluster(),
+            link: Arc::new(Mutex::new(link)),
             analytics: Arc::new(analytics),
             default_key,
         }
@@ -58,29 +57,21 @@ impl DashboardState {
             list: p.key.clone().unwrap_or_else(|| self.default_key.clone()),
             window_minutes: p.window.unwrap_or(60).clamp(1, 1440),
             now: stats::now(),
+            tagged: self.tagged,
         };
-        let mut conn = {
-            let mut guard = self.conn.lock().await;
-            match &*guard {
-                Some(c) => c.clone(),
-                None => {
-                    let config = AsyncConnectionConfig::new()
-                        .set_connection_timeout(Some(Duration::from_secs(1)))
-                        .set_response_timeout(Some(Duration::from_secs(2)));
-                    let c = self
-                        .client
-                        .get_multiplexed_async_connection_with_config(&config)
-                        .await
-                        .map_err(|e| format!("Redis is unreachable: {e}"))?;
-                    *guard = Some(c.clone());
-                    c
-                }
-            }
-        };
+        // A clone of the connection: requests share it without holding the lock.
+        let mut conn = self
+            .link
+            .lock()
+            .await
+            .get()
+            .await
+            .map_err(|e| format!("Redis is unreachable: {e}"))?
+            .clone();
         match stats::snapshot(&mut conn, &self.analytics, &q).await {
             Ok(s) => Ok(s),
             Err(e) => {
-                *self.conn.lock().await = None;
+                self.link.lock().await.failed(&e);
                 Err(format!("Redis is unreachable: {e}"))
             }
         }

@@ -31,10 +31,16 @@ pub struct Keys {
 }
 
 impl Keys {
-    pub fn new(prefix: &str, list: &str) -> Keys {
-        Keys {
-            base: format!("{prefix}{list}:"),
-        }
+    /// `tagged` (on a Redis Cluster): the list name is a hash tag, `{prefix}{{list}}:…`, so
+    /// that every aggregate of one list lives in one slot and is written in one
+    /// transaction and read in one pipeline, as on a single server.
+    pub fn new(prefix: &str, list: &str, tagged: bool) -> Keys {
+        let base = if tagged {
+            format!("{prefix}{{{list}}}:")
+        } else {
+            format!("{prefix}{list}:")
+        };
+        Keys { base }
     }
 
     pub fn total(&self) -> String {

@@ -12,7 +12,10 @@ pub mod keys;
 pub mod stats;
 pub mod top;
 
+use std::time::Duration;
+
 use crate::config::{AnalyticsConfig, Config};
+use crate::conn::{Link, Timeouts};
 use crate::ship::Tap;
 
 /// The channel from the shipper to the aggregator: the shipper's end goes to the
@@ -34,13 +37,21 @@ pub fn start(config: &Config, shipped: Option<Shipped>) -> Result<axum::Router, 
     let Some(shipped) = shipped else {
         return Ok(axum::Router::new());
     };
-    let client = redis::Client::open(config.redis.as_str())?;
+    let timeouts = Timeouts::new(Duration::from_secs(5));
     tokio::spawn(aggregate::run(
-        client.clone(),
+        Link::new(config.redis.clone(), timeouts, "aggregator"),
         config.analytics.clone(),
         shipped,
     ));
-    let state =
-        dashboard::DashboardState::new(client, config.analytics.clone(), config.http.key.clone());
+    // The page polls every second: answer quickly that Redis is away.
+    let dashboard_timeouts = Timeouts {
+        connect: Duration::from_secs(1),
+        response: Some(Duration::from_secs(2)),
+    };
+    let state = dashboard::DashboardState::new(
+        Link::new(config.redis.clone(), dashboard_timeouts, "dashboard"),
+        config.analytics.clone(),
+        config.http.key.clone(),
+    );
     Ok(dashboard::router(state))
 }

@@ -21,6 +21,8 @@ pub struct Query {
     pub list: String,
     pub window_minutes: i64,
     pub now: i64,
+    /// The keys are hash-tagged (a cluster): see [`Keys::new`].
+    pub tagged: bool,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -91,7 +93,7 @@ pub async fn snapshot<C: redis::aio::ConnectionLike>(
     q: &Query,
 ) -> redis::RedisResult<Snapshot> {
     let span = Span::new(q);
-    let keys = Keys::new(&config.prefix, &q.list);
+    let keys = Keys::new(&config.prefix, &q.list, q.tagged);
     let replies: Vec<redis::Value> = span.ask(&keys, config).query_async(conn).await?;
     let mut replies = Replies(replies.into_iter());
     let total: Option<u64> = replies.next()?;

@@ -7,12 +7,11 @@ use std::time::{Duration, Instant};
 
 use crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
 use crossterm::{cursor, execute, queue, terminal};
-use redis::aio::MultiplexedConnection;
-use redis::AsyncConnectionConfig;
 
 use super::stats::{self, Query, Snapshot};
 use crate::config::AnalyticsConfig;
 use crate::config::Config;
+use crate::conn::{Link, Timeouts};
 
 /// Errors of `pixelpipe top`.
 #[derive(Debug, thiserror::Error)]
@@ -46,11 +45,10 @@ pub fn run(config: &Config, args: &TopArgs) -> Result<(), TopError> {
         .enable_all()
         .build()
         .map_err(TopError::Terminal)?;
-    let client = redis::Client::open(config.redis.as_str())?;
     let list = args.key.clone().unwrap_or_else(|| config.http.key.clone());
+    let timeouts = Timeouts::new(Duration::from_secs(2));
     let mut reader = Reader {
-        client,
-        conn: None,
+        link: Link::new(config.redis.clone(), timeouts, "top"),
         analytics: config.analytics.clone(),
         list,
         window: args.window,
@@ -63,8 +61,7 @@ pub fn run(config: &Config, args: &TopArgs) -> Result<(), TopError> {
 }
 
 struct Reader {
-    client: redis::Client,
-    conn: Option<MultiplexedConnection>,
+    link: Link,
     analytics: AnalyticsConfig,
     list: String,
     window: i64,
@@ -74,31 +71,24 @@ impl Reader {
     /// A snapshot, or the text of why there is none.
     fn read(&mut self, rt: &tokio::runtime::Runtime) -> Result<Snapshot, String> {
         rt.block_on(async {
-            if self.conn.is_none() {
-                let config = AsyncConnectionConfig::new()
-                    .set_connection_timeout(Some(Duration::from_secs(2)))
-                    .set_response_timeout(Some(Duration::from_secs(2)));
-                match self
-                    .client
-                    .get_multiplexed_async_connection_with_config(&config)
-                    .await
-                {
-                    Ok(c) => self.conn = Some(c),
-                    Err(e) => return Err(format!("Redis is unreachable: {e}")),
-                }
-            }
-            let conn = self.conn.as_mut().expect("connected above");
             let q = Query {
                 list: self.list.clone(),
                 window_minutes: self.window,
                 now: stats::now(),
+                tagged: self.link.target().is_cluster(),
             };
-            stats::snapshot(conn, &self.analytics, &q)
+            let conn = self
+                .link
+                .get()
                 .await
-                .map_err(|e| {
-                    self.conn = None;
-                    format!("Redis is unreachable: {e}")
-                })
+                .map_err(|e| format!("Redis is unreachable: {e}"))?;
+            match stats::snapshot(conn, &self.analytics, &q).await {
+                Ok(s) => Ok(s),
+                Err(e) => {
+                    self.link.failed(&e);
+                    Err(format!("Redis is unreachable: {e}"))
+                }
+            }
         })
     }
 }

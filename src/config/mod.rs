@@ -18,14 +18,16 @@ pub mod http;
 pub mod limits;
 pub mod log;
 pub mod privacy;
+pub mod redis_target;
 pub mod relay;
 pub mod ship;
 
 pub use analytics::AnalyticsConfig;
 pub use http::HttpConfig;
 pub use log::{FsyncPolicy, FullPolicy, LogConfig};
+pub use redis_target::RedisTarget;
 pub use relay::RelayConfig;
-pub use ship::ShipConfig;
+pub use ship::{ShipConfig, SinkKind, StreamRetention};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -52,8 +54,9 @@ impl ConfigError {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
-    /// Where records are shipped: `redis://[user:pass@]host:port[/db]` or `rediss://…`.
-    pub redis: String,
+    /// Where records are shipped: `redis://[user:pass@]host:port[/db]`, `rediss://…`, or a
+    /// cluster: `redis+cluster://host:port[,host:port…]`, `rediss+cluster://…`.
+    pub redis: RedisTarget,
     /// The durable local log, the shipped position cache and the instance id live here.
     pub data_dir: PathBuf,
     /// `/healthz`, `/readyz`, `/metrics` and the dashboard.
@@ -72,7 +75,9 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            redis: "redis://127.0.0.1:6379".into(),
+            redis: RedisTarget::Single {
+                url: "redis://127.0.0.1:6379".into(),
+            },
             data_dir: PathBuf::from("pixelpipe-data"),
             admin_listen: ([127, 0, 0, 1], 9102).into(),
             http: HttpConfig::default(),
@@ -166,8 +171,7 @@ impl Config {
         if self.ship.batch_bytes == 0 {
             return Err(ConfigError::invalid("ship.batch_bytes", "must be > 0"));
         }
-        redis::Client::open(self.redis.as_str())
-            .map_err(|e| ConfigError::invalid("redis", e.to_string()))?;
+        self.ship.validate()?;
         self.analytics.validate()?;
         self.relay.validate()?;
         self.privacy.validate()?;

@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::ConfigError;
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ShipConfig {
@@ -23,6 +25,63 @@ pub struct ShipConfig {
     /// A Redis command that takes longer than this is treated as failed (and retried).
     #[serde(with = "humantime_serde")]
     pub redis_timeout: Duration,
+    /// What a key is in Redis: a list (`LPUSH`, the seed's) or a stream (`XADD`).
+    pub sink: SinkKind,
+    /// Stream sink: how much of each stream Redis keeps.
+    pub stream_retention: StreamRetention,
+    /// Each key is spread round-robin by batch over this many hash-tagged keys
+    /// `key:{0}`…`key:{N-1}`; 1 = the key itself (on a cluster: `key:{0}`).
+    pub shards: u32,
+    /// A batch counts as shipped only once this many replicas have it (`WAIT`); 0 = as
+    /// soon as the master answers.
+    pub wait_replicas: u32,
+    /// Names this collector's positions in Redis; "" = the random id made once in the
+    /// data folder. Each collector needs its own.
+    pub instance_id: String,
+}
+
+/// `ship.sink`: what a key is in Redis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SinkKind {
+    List,
+    Stream,
+}
+
+/// `ship.stream_retention`: `"unbounded"`, `{ max_len = N }` (`MAXLEN ~ N`) or
+/// `{ max_age = "24h" }` (`MINID ~` now minus the age).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StreamRetention {
+    Unbounded,
+    MaxLen(u64),
+    MaxAge(#[serde(with = "humantime_serde")] Duration),
+}
+
+impl ShipConfig {
+    /// What serde cannot check.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.shards == 0 || self.shards > 1024 {
+            return Err(ConfigError::invalid("ship.shards", "must be 1 to 1024"));
+        }
+        if matches!(self.stream_retention, StreamRetention::MaxLen(0)) {
+            return Err(ConfigError::invalid(
+                "ship.stream_retention",
+                "max_len must be > 0",
+            ));
+        }
+        let id_ok = self
+            .instance_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !id_ok {
+            return Err(ConfigError::invalid(
+                "ship.instance_id",
+                "letters, digits, `-` and `_` only",
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl Default for ShipConfig {
@@ -34,6 +93,59 @@ impl Default for ShipConfig {
             ready_backlog_bytes: 64 << 20,
             shutdown_deadline: Duration::from_secs(10),
             redis_timeout: Duration::from_secs(5),
+            sink: SinkKind::List,
+            stream_retention: StreamRetention::Unbounded,
+            shards: 1,
+            wait_replicas: 0,
+            instance_id: String::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn load(toml: &str) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, toml).unwrap();
+        Config::load(Some(&path), &[])
+    }
+
+    #[test]
+    fn scaling_fields_parse_and_are_checked() {
+        let c = load(
+            "redis = \"redis+cluster://a:7000,b:7001\"\n[ship]\nsink = \"stream\"\nstream_retention = { max_age = \"24h\" }\nshards = 3\nwait_replicas = 1\ninstance_id = \"web-1\"\n",
+        )
+        .unwrap();
+        assert!(c.redis.is_cluster());
+        assert_eq!(c.ship.sink, SinkKind::Stream);
+        assert_eq!(
+            c.ship.stream_retention,
+            StreamRetention::MaxAge(Duration::from_secs(86400))
+        );
+        assert_eq!((c.ship.shards, c.ship.wait_replicas), (3, 1));
+        let c = load("[ship]\nstream_retention = { max_len = 1000 }\n").unwrap();
+        assert_eq!(c.ship.stream_retention, StreamRetention::MaxLen(1000));
+        let d = Config::default();
+        assert_eq!(
+            (d.ship.sink, d.ship.shards, d.ship.wait_replicas),
+            (SinkKind::List, 1, 0)
+        );
+        for (bad, field) in [
+            ("[ship]\nshards = 0\n", "ship.shards"),
+            (
+                "[ship]\nstream_retention = { max_len = 0 }\n",
+                "ship.stream_retention",
+            ),
+            ("[ship]\ninstance_id = \"a b\"\n", "ship.instance_id"),
+            ("redis = \"redis+cluster://a\"\n", "redis"),
+            ("[ship]\nsink = \"set\"\n", "sink"),
+        ] {
+            let e = load(bad).expect_err(bad).to_string();
+            assert!(e.contains(field), "{bad}: {e}");
         }
     }
 }

@@ -106,7 +106,7 @@ pub enum SaltError {
 /// Keeps the [`SaltBook`] filled: the task behind `$visitor`.
 pub struct SaltKeeper {
     book: Arc<SaltBook>,
-    client: redis::Client,
+    redis: crate::conn::RedisTarget,
     prefix: String,
     timeout: Duration,
 }
@@ -114,13 +114,13 @@ pub struct SaltKeeper {
 impl SaltKeeper {
     pub fn new(
         book: Arc<SaltBook>,
-        client: redis::Client,
+        redis: crate::conn::RedisTarget,
         prefix: String,
         timeout: Duration,
     ) -> Self {
         SaltKeeper {
             book,
-            client,
+            redis,
             prefix,
             timeout,
         }
@@ -219,7 +219,10 @@ impl SaltKeeper {
         offer: [u8; 16],
         expires_in: u64,
     ) -> Result<[u8; 16], SaltError> {
-        let mut conn = self.client.get_multiplexed_async_connection().await?;
+        // One key, one slot: the same on a single server and on a cluster.
+        let mut conn =
+            crate::conn::RedisConn::connect(&self.redis, crate::conn::Timeouts::new(self.timeout))
+                .await?;
         let key = format!("{}{}", self.prefix, day_name(day));
         let (held,): (Option<String>,) = redis::pipe()
             .cmd("SET")

@@ -3,9 +3,12 @@
 //! slow the log grows, and the shipper catches up when Redis is back.
 
 pub mod backoff;
+pub mod cluster;
 pub mod position;
 pub mod redis_list;
+pub mod script;
 pub mod sink;
+pub mod stream;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -350,18 +353,6 @@ async fn sleep_or_drain(d: Duration, drain: &CancellationToken) {
         _ = drain.cancelled(), if !draining => {}
     }
 }
-
-/// The URL with any password replaced, for messages.
-pub fn redact(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        _ => url.to_owned(),
-    }
-}
-
 /// The shipper against an in-process fake sink (the seam tests inject faults through),
 /// in tokio's paused time: the backoff schedule is checked without waiting it out.
 #[cfg(test)]

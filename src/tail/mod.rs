@@ -6,12 +6,16 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::conn::RedisTarget;
+use crate::ship::cluster::Layout;
 use sink::{Exec, Sink};
 use source::{Mode, Source};
+use stream::GroupOptions;
 
 pub mod command;
 pub mod sink;
 pub mod source;
+pub mod stream;
 
 /// Errors of `pixelpipe tail`.
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +77,19 @@ pub struct TailArgs {
     /// Most events fetched in one round trip.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=5000))]
     pub fetch: u64,
+    /// Read the Redis Stream (`ship.sink = "stream"`; all its `ship.shards`) with a
+    /// consumer group: entries acknowledged once handled, shared between the consumers.
+    #[arg(long, conflicts_with_all = ["no_remove", "reliable"])]
+    pub stream: bool,
+    /// The consumer group (created if missing, from the stream's first entry).
+    #[arg(long, default_value = "pixelpipe", requires = "stream")]
+    pub group: String,
+    /// Take over entries another consumer of the group left unacknowledged this long.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration, requires = "stream")]
+    pub claim_idle: Duration,
+    /// An entry delivered more often than this goes to the dead-letter stream `{stream}:dead`.
+    #[arg(long, default_value_t = 5, requires = "stream")]
+    pub max_deliveries: u64,
 }
 
 fn default_consumer() -> String {
@@ -104,23 +121,12 @@ fn cancel_on_signal(stop: CancellationToken) -> std::io::Result<()> {
 
 pub fn run(config: &Config, args: &TailArgs) -> Result<Summary, TailError> {
     let key = args.key.clone().unwrap_or_else(|| config.http.key.clone());
-    let client = redis::Client::open(config.redis.as_str())?;
     let stop = CancellationToken::new();
     cancel_on_signal(stop.clone()).map_err(TailError::Output)?;
     let stopped = {
         let stop = stop.clone();
         move || stop.is_cancelled()
     };
-    let mode = if args.no_remove {
-        Mode::Peek
-    } else if args.reliable {
-        Mode::Reliable {
-            processing: format!("{key}:processing:{}", args.consumer),
-        }
-    } else {
-        Mode::Pop
-    };
-    let mut source = Source::new(client, key.clone(), mode, Box::new(stopped.clone()));
     let mut sink = match &args.exec {
         Some(command) => Sink::Exec(Exec {
             command: command.clone(),
@@ -131,6 +137,42 @@ pub fn run(config: &Config, args: &TailArgs) -> Result<Summary, TailError> {
         }),
         None => Sink::print(args.json),
     };
+    if args.stream {
+        let layout = Layout::new(config.ship.shards, config.redis.is_cluster());
+        let opts = GroupOptions {
+            group: args.group.clone(),
+            consumer: args.consumer.clone(),
+            claim_idle: args.claim_idle,
+            max_deliveries: args.max_deliveries,
+            fetch: args.fetch as usize,
+        };
+        let result = stream::run(
+            &config.redis,
+            layout.all_keys(&key),
+            &opts,
+            &mut sink,
+            args.count,
+            &stopped,
+        );
+        return finish(result, &format!("{key}:dead"));
+    }
+    let RedisTarget::Single { url } = &config.redis else {
+        return Err(TailError::Redis(redis::RedisError::from((
+            redis::ErrorKind::InvalidClientConfig,
+            "on a Redis Cluster, tail reads streams: use --stream (with ship.sink = \"stream\")",
+        ))));
+    };
+    let client = redis::Client::open(url.as_str())?;
+    let mode = if args.no_remove {
+        Mode::Peek
+    } else if args.reliable {
+        Mode::Reliable {
+            processing: format!("{key}:processing:{}", args.consumer),
+        }
+    } else {
+        Mode::Pop
+    };
+    let mut source = Source::new(client, key.clone(), mode, Box::new(stopped.clone()));
     let dead_letter = args
         .dead_letter
         .clone()
@@ -159,6 +201,19 @@ pub fn run(config: &Config, args: &TailArgs) -> Result<Summary, TailError> {
             return Ok(());
         }
     })();
+    finish(result.map(|()| summary), &dead_letter)
+}
+
+/// Says what a finished `tail` left behind (malformed records, dead letters).
+fn finish(result: Result<Summary, TailError>, dead_letter: &str) -> Result<Summary, TailError> {
+    let summary = match result {
+        Ok(s) => s,
+        // `tail | head`: the reader is gone, which is how such a pipeline ends.
+        Err(TailError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            return Ok(Summary::default())
+        }
+        Err(e) => return Err(e),
+    };
     if summary.malformed > 0 {
         tracing::warn!(
             malformed = summary.malformed,
@@ -168,10 +223,5 @@ pub fn run(config: &Config, args: &TailArgs) -> Result<Summary, TailError> {
     if summary.dead > 0 {
         tracing::warn!(dead = summary.dead, dead_letter = %dead_letter, "events moved to the dead-letter list");
     }
-    match result {
-        // `tail | head`: the reader is gone, which is how such a pipeline ends.
-        Err(TailError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(summary),
-        Err(e) => Err(e),
-        Ok(()) => Ok(summary),
-    }
+    Ok(summary)
 }

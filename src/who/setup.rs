@@ -26,7 +26,7 @@ pub fn setup(config: &Config, shutdown: tokio_util::sync::CancellationToken) -> 
         let book = Arc::new(SaltBook::default());
         let keeper = SaltKeeper::new(
             book.clone(),
-            redis::Client::open(config.redis.as_str())?,
+            config.redis.clone(),
             config.privacy.salt_key.clone(),
             config.ship.redis_timeout,
         );

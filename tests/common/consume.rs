@@ -41,6 +41,16 @@ pub struct Tail {
 
 impl Tail {
     pub fn start(redis_url: &str, dir: &Path, name: &str, args: &[&str]) -> Tail {
+        Tail::start_with_env(redis_url, dir, name, args, &[])
+    }
+
+    pub fn start_with_env(
+        redis_url: &str,
+        dir: &Path,
+        name: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Tail {
         let stdout = dir.join(format!("{name}.out"));
         let stderr = dir.join(format!("{name}.err"));
         let child = Command::new(BIN)
@@ -49,6 +59,7 @@ impl Tail {
             .arg("tail")
             .args(args)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(std::fs::File::create(&stdout).expect("stdout file"))
             .stderr(std::fs::File::create(&stderr).expect("stderr file"))
             .spawn()

@@ -10,6 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub mod chromium;
+pub mod cluster;
 pub mod consume;
 pub mod corpus;
 pub mod relay;
