@@ -22,9 +22,10 @@
 # When the receivers keep up, loggen (on the same cores) is what bounds msg/s: compare
 # the CPU per message.
 #
-# Needs: loggen and syslog-ng with its redis module (Debian syslog-ng-core and
-# syslog-ng-mod-redis: unpacked into a cache folder when not installed, since they conflict
-# with rsyslog), rsyslog and rsyslog-hiredis, redis-server, redis-cli, python3.
+# Needs: redis-server, redis-cli, python3; loggen and syslog-ng with its redis module
+# (Debian syslog-ng-core, syslog-ng-mod-redis), rsyslog with omhiredis (rsyslog,
+# rsyslog-hiredis). The two daemons' packages conflict: whichever is not installed is
+# unpacked into a cache folder (bench/lib.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-10}
@@ -32,16 +33,15 @@ size=${2:-256}
 cases=${3:-nginx tcp udp}
 export PATH=$PATH:/usr/sbin:/sbin
 
-for pair in rsyslogd:rsyslog redis-server:redis-server redis-cli:redis-tools python3:python3; do
+for pair in redis-server:redis-server redis-cli:redis-tools python3:python3; do
   command -v "${pair%%:*}" >/dev/null || { echo "missing ${pair%%:*}: apt-get install ${pair#*:}" >&2; exit 1; }
 done
-ls /usr/lib/x86_64-linux-gnu/rsyslog/omhiredis.so >/dev/null 2>&1 \
-  || { echo "missing rsyslog's omhiredis: apt-get install rsyslog-hiredis" >&2; exit 1; }
 
 cargo build --release --quiet
 bin=target/release/pixelpipe
 . bench/lib.sh
 use_syslog_ng
+use_rsyslog
 now() { date +%s.%N; }
 # Records in every list the messages went to (loggen's program names are prg00000…;
 # the nginx lines go to `pixel`).
