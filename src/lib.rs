@@ -1,17 +1,23 @@
 //! pixelpipe: real-time pixel tracking in one binary.
 //!
-//! The data flows: sources ([`http`], [`relay`]) → records rendered by [`template`] →
-//! the durable local [`log`] → the [`ship`]per → Redis → the consumers ([`consume`]).
-//! [`pipeline`] wires the log and the shipper; [`admin`] serves health and metrics.
+//! The data flows: sources ([`http`], [`relay`] with [`syslog`]) → records rendered by
+//! [`template`] → the durable local [`log`] → the [`ship`]per → Redis → the consumers
+//! ([`tail`], [`analytics`]). [`pipeline`] wires the log and the shipper; [`app`] holds one
+//! composition root per program; [`admin`] serves health and metrics; [`config`] holds the
+//! configuration's section types.
 
 pub mod admin;
+pub mod analytics;
+pub mod app;
 pub mod config;
-pub mod consume;
 pub mod http;
 pub mod log;
 pub mod metrics;
 pub mod pipeline;
+pub mod record;
 pub mod relay;
 pub mod ship;
+pub mod state_log;
 pub mod syslog;
+pub mod tail;
 pub mod template;

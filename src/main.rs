@@ -7,12 +7,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use figment::value::Value;
-use tokio::sync::watch;
 
-use pixelpipe::admin::{self, AdminState};
 use pixelpipe::config::Config;
-use pixelpipe::http::HttpServer;
-use pixelpipe::pipeline::Pipeline;
 
 #[derive(Parser)]
 #[command(
@@ -54,9 +50,9 @@ enum Command {
     /// Print the local log, one record a line (the access log it doubles as).
     Log(LogArgs),
     /// Consume the events from Redis and print them, or feed them to a command (replaces the seed's BRPOP script).
-    Tail(pixelpipe::consume::tail::TailArgs),
+    Tail(pixelpipe::tail::TailArgs),
     /// Live terminal view of the analytics.
-    Top(pixelpipe::consume::top::TopArgs),
+    Top(pixelpipe::analytics::top::TopArgs),
 }
 
 #[derive(Args)]
@@ -138,22 +134,17 @@ fn main() -> anyhow::Result<()> {
             args.other_file.as_ref().map(|p| p.display().to_string()),
         );
         let sources =
-            pixelpipe::relay::config::sources_from_flags(&args.unix, &args.udp, &args.tcp);
+            pixelpipe::config::relay::sources_from_flags(&args.unix, &args.udp, &args.tcp);
         if !sources.is_empty() {
             overrides.push(("relay.sources", Value::serialize(sources)?));
         }
     }
     let config = Config::load(shared.config.as_deref(), &overrides)?;
     match cli.command {
-        Command::Serve(_) => runtime()?.block_on(serve(config)),
-        Command::Relay(_) => runtime()?.block_on(async {
-            let shutdown = async {
-                if let Err(e) = wait_for_signal().await {
-                    tracing::error!(error = %e, "stopping");
-                }
-            };
-            Ok(pixelpipe::relay::run(config, shutdown).await?)
-        }),
+        Command::Serve(_) => runtime()?
+            .block_on(async { Ok(pixelpipe::app::serve::run(config, shutdown_signal()).await?) }),
+        Command::Relay(_) => runtime()?
+            .block_on(async { Ok(pixelpipe::app::relay::run(config, shutdown_signal()).await?) }),
         Command::Log(args) => {
             let mut out = std::io::stdout().lock();
             pixelpipe::log::print::print(
@@ -164,10 +155,10 @@ fn main() -> anyhow::Result<()> {
             )
             .context("printing the local log")
         }
-        Command::Tail(args) => pixelpipe::consume::tail::run(&config, &args)
+        Command::Tail(args) => pixelpipe::tail::run(&config, &args)
             .map(|_| ())
             .context("tail"),
-        Command::Top(args) => pixelpipe::consume::top::run(&config, &args).context("top"),
+        Command::Top(args) => pixelpipe::analytics::top::run(&config, &args).context("top"),
     }
 }
 
@@ -179,44 +170,9 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the runtime")
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
-    let prometheus = pixelpipe::metrics::install();
-    let analytics = pixelpipe::consume::start_analytics(&config)?;
-    let pipeline = Pipeline::start(&config, analytics.tap)?;
-    let (stop, stopped) = watch::channel(false);
-    let server = HttpServer::start(&config.http, pipeline.log.clone(), stopped.clone())?;
-    let admin_state = AdminState {
-        log: pipeline.log.clone(),
-        shipper: pipeline.status.clone(),
-        prometheus,
-        ready_backlog_bytes: config.ship.ready_backlog_bytes,
-    };
-    let router = admin::router(admin_state).merge(analytics.router);
-    let admin_addr = admin::serve(config.admin_listen, router, stopped)
-        .await
-        .with_context(|| format!("cannot listen on {} (admin)", config.admin_listen))?;
-    tracing::info!(
-        listen = %server.local_addr,
-        path = %config.http.path,
-        key = %config.http.key,
-        admin = %admin_addr,
-        "serving the pixel"
-    );
-    wait_for_signal().await?;
-    tracing::info!("stopping: no new connections; finishing requests in flight");
-    let _ = stop.send(true);
-    tokio::task::spawn_blocking(move || server.join()).await?;
-    let left = pipeline.drain().await;
-    tracing::info!(unshipped_bytes = left, "stopped");
-    Ok(())
-}
-
-async fn wait_for_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    tokio::select! {
-        _ = term.recv() => {}
-        r = tokio::signal::ctrl_c() => r.context("installing the SIGINT handler")?,
+/// Resolves on SIGTERM or SIGINT (or at once, said, if they cannot be handled).
+async fn shutdown_signal() {
+    if let Err(e) = pixelpipe::app::wait_for_signal().await {
+        tracing::error!(error = %e, "cannot handle SIGTERM/SIGINT; stopping");
     }
-    Ok(())
 }

@@ -1,6 +1,7 @@
 //! One client connection: read, answer every complete request in the buffer (pipelining),
 //! and only once their records are in the local log, write all the answers at once.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -17,124 +18,189 @@ use crate::metrics::metrics;
 use crate::template::http::Hit;
 
 pub async fn serve(
-    mut stream: TcpStream,
+    stream: TcpStream,
     peer: SocketAddr,
     endpoint: Arc<Endpoint>,
     appender: Appender,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut buf: Vec<u8> = Vec::with_capacity(4096);
-    let mut out: Vec<u8> = Vec::with_capacity(4096);
-    let mut record: Vec<u8> = Vec::with_capacity(256);
-    // Each answer and, for hits, the ticket its 200 waits for.
-    let mut answers: Vec<(Reply, bool, Option<Ticket>)> = Vec::new();
-    // When the first byte of the request being read arrived: the header timeout runs from
-    // there, so a client trickling a byte at a time cannot hold the connection forever.
-    let mut request_started: Option<Instant> = None;
+    let mut conn = Connection {
+        stream,
+        peer,
+        endpoint,
+        appender,
+        buf: Vec::with_capacity(4096),
+        out: Vec::with_capacity(4096),
+        record: Vec::with_capacity(256),
+        answers: Vec::new(),
+        request_started: None,
+    };
     // Made once per connection, not per wait: registering with the shared shutdown
     // signal on every keep-alive round trip costs more than the rest of the wait.
     let stop = super::stopped(&mut shutdown);
     tokio::pin!(stop);
     loop {
-        // Answer every complete request already buffered.
         // One clock reading per batch of requests: their records' time and the answers' Date.
         let now = SystemTime::now();
+        let end = conn.answer_buffered(now);
+        if !conn.answers.is_empty() && conn.write_answers(end, now).await.is_err() {
+            return;
+        }
+        match end {
+            End::KeepAlive => {}
+            End::Close => {
+                let _ = conn.stream.shutdown().await;
+                return;
+            }
+            End::Invalid => {
+                let _ = conn.stream.shutdown().await;
+                linger(&mut conn.stream, &mut conn.buf).await;
+                return;
+            }
+        }
+        if !conn.read_more(&mut stop).await {
+            return;
+        }
+    }
+}
+
+/// How the requests answered so far leave the connection.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum End {
+    KeepAlive,
+    /// The client asked to close (or HTTP/1.0 without keep-alive).
+    Close,
+    /// A malformed request: close, after draining what the client still sends.
+    Invalid,
+}
+
+struct Connection {
+    stream: TcpStream,
+    peer: SocketAddr,
+    endpoint: Arc<Endpoint>,
+    appender: Appender,
+    /// Bytes read and not yet parsed.
+    buf: Vec<u8>,
+    /// Answers to write, all at once.
+    out: Vec<u8>,
+    /// Scratch space for rendering one record.
+    record: Vec<u8>,
+    /// Each answer, whether it has a body, and for hits the ticket its 200 waits for.
+    answers: Vec<(Reply, bool, Option<Ticket>)>,
+    /// When the first byte of the request being read arrived: the header timeout runs
+    /// from there, so a client trickling a byte at a time cannot hold the connection.
+    request_started: Option<Instant>,
+}
+
+impl Connection {
+    /// Parses and routes every complete request already buffered (pipelining), appending
+    /// the hits' records; their answers wait in `answers`.
+    fn answer_buffered(&mut self, now: SystemTime) -> End {
         let mut start = 0;
-        let mut close = false;
-        let mut invalid = false;
-        while !close {
+        let mut end = End::KeepAlive;
+        while end == End::KeepAlive {
             let mut headers = request::headers();
-            match request::parse(&buf[start..], &mut headers, endpoint.limits) {
+            match request::parse(&self.buf[start..], &mut headers, self.endpoint.limits) {
                 Parsed::Request(req, len) => {
                     start += len;
-                    close = !req.keep_alive;
+                    if !req.keep_alive {
+                        end = End::Close;
+                    }
                     let head = req.method == "HEAD";
-                    let (reply, ticket) = route(&req, peer, now, &endpoint, &appender, &mut record);
-                    answers.push((reply, !head, ticket));
+                    let (reply, ticket) = route(
+                        &req,
+                        self.peer,
+                        now,
+                        &self.endpoint,
+                        &self.appender,
+                        &mut self.record,
+                    );
+                    self.answers.push((reply, !head, ticket));
                 }
                 Parsed::Partial => break,
                 Parsed::Invalid(reply) => {
                     count_rejected(reply);
-                    answers.push((reply, true, None));
-                    close = true;
-                    invalid = true;
+                    self.answers.push((reply, true, None));
+                    end = End::Invalid;
                 }
             }
         }
         if start > 0 {
-            buf.drain(..start);
-            request_started = None;
+            self.buf.drain(..start);
+            self.request_started = None;
         }
-        if !answers.is_empty() {
-            let mut hits = 0;
-            for (i, (reply, with_body, ticket)) in answers.drain(..).enumerate() {
-                let reply = match ticket {
-                    Some(t) => match t.wait().await {
-                        Ok(()) => {
-                            hits += 1;
-                            reply
+        end
+    }
+
+    /// Waits until the hits' records are in the local log (a 503 for those that could
+    /// not be), then writes every answer with one write.
+    async fn write_answers(&mut self, end: End, now: SystemTime) -> std::io::Result<()> {
+        let mut hits = 0;
+        for (i, (reply, with_body, ticket)) in self.answers.drain(..).enumerate() {
+            let reply = match ticket {
+                Some(t) => match t.wait().await {
+                    Ok(()) => {
+                        hits += 1;
+                        reply
+                    }
+                    Err(e) => {
+                        if i == 0 {
+                            tracing::error!(error = %e, "answering 503: the record could not be logged");
                         }
-                        Err(e) => {
-                            if i == 0 {
-                                tracing::error!(error = %e, "answering 503: the record could not be logged");
-                            }
-                            metrics().rejected_log_error.increment(1);
-                            Reply::ServiceUnavailable
-                        }
-                    },
-                    None => reply,
-                };
-                reply.write(&mut out, !close, with_body, now);
-            }
-            metrics().hits.increment(hits);
-            if stream.write_all(&out).await.is_err() {
-                return;
-            }
-            out.clear();
+                        metrics().rejected_log_error.increment(1);
+                        Reply::ServiceUnavailable
+                    }
+                },
+                None => reply,
+            };
+            reply.write(&mut self.out, end == End::KeepAlive, with_body, now);
         }
-        if close {
-            let _ = stream.shutdown().await;
-            if invalid {
-                linger(&mut stream, &mut buf).await;
-            }
-            return;
-        }
-        // Wait for more: a started request has `header_timeout` to complete; an idle
-        // keep-alive connection is closed after `idle_timeout`, or at shutdown.
-        let in_request = !buf.is_empty();
+        metrics().hits.increment(hits);
+        let written = self.stream.write_all(&self.out).await;
+        self.out.clear();
+        written
+    }
+
+    /// Reads more of the next request: a started request has `header_timeout` to
+    /// complete (then 408); an idle keep-alive connection is closed after `idle_timeout`,
+    /// or at shutdown. Returns false when the connection is done.
+    async fn read_more(&mut self, stop: &mut (impl Future<Output = ()> + Unpin)) -> bool {
+        let in_request = !self.buf.is_empty();
         let timeout = if in_request {
-            let started = *request_started.get_or_insert_with(Instant::now);
-            endpoint.header_timeout.saturating_sub(started.elapsed())
+            let started = *self.request_started.get_or_insert_with(Instant::now);
+            self.endpoint
+                .header_timeout
+                .saturating_sub(started.elapsed())
         } else {
-            request_started = None;
-            endpoint.idle_timeout
+            self.request_started = None;
+            self.endpoint.idle_timeout
         };
-        if buf.capacity() - buf.len() < 1024 {
-            buf.reserve(4096);
+        if self.buf.capacity() - self.buf.len() < 1024 {
+            self.buf.reserve(4096);
         }
         // The next request is often there already (pipelining, fast clients): then no
         // timer and no wake-up are needed.
-        match stream.try_read_buf(&mut buf) {
-            Ok(0) => return,
-            Ok(_) => continue,
+        match self.stream.try_read_buf(&mut self.buf) {
+            Ok(0) => return false,
+            Ok(_) => return true,
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-            Err(_) => return,
+            Err(_) => return false,
         }
         tokio::select! {
-            read = tokio::time::timeout(timeout, stream.read_buf(&mut buf)) => match read {
-                Ok(Ok(0)) | Ok(Err(_)) => return,
-                Ok(Ok(_)) => {}
+            read = tokio::time::timeout(timeout, self.stream.read_buf(&mut self.buf)) => match read {
+                Ok(Ok(0)) | Ok(Err(_)) => false,
+                Ok(Ok(_)) => true,
                 Err(_elapsed) => {
                     if in_request {
                         metrics().rejected_timeout.increment(1);
-                        out.clear();
-                        Reply::RequestTimeout.write(&mut out, false, true, SystemTime::now());
-                        let _ = stream.write_all(&out).await;
+                        self.out.clear();
+                        Reply::RequestTimeout.write(&mut self.out, false, true, SystemTime::now());
+                        let _ = self.stream.write_all(&self.out).await;
                     }
-                    return;
+                    false
                 }
             },
-            _ = &mut stop, if !in_request => return,
+            _ = stop, if !in_request => false,
         }
     }
 }

@@ -9,7 +9,6 @@
 //! sources share one thread; the shipper and admin listener run on the caller's runtime.
 //! Every source thread has its own appender (group commit).
 
-pub mod config;
 mod datagram;
 pub mod file;
 pub mod ingest;
@@ -30,16 +29,11 @@ use std::thread::JoinHandle;
 
 use tokio::sync::watch;
 
-pub use config::RelayConfig;
-
-use self::config::SourceConfig;
 use self::ingest::Ingest;
 use self::metrics::SourceMetrics;
-use self::route::{RouteError, Router};
-use crate::admin::{self, AdminState};
-use crate::config::Config;
+use self::route::Router;
+use crate::config::relay::{SourceConfig, TcpSource, UnixSource};
 use crate::log::{Appender, Log};
-use crate::pipeline::{Pipeline, PipelineError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
@@ -62,19 +56,8 @@ pub enum SourceError {
 
 #[derive(Debug, thiserror::Error)]
 pub enum RelayError {
-    #[error("no sources: give --unix PATH, --udp HOST:PORT or --tcp HOST:PORT, or [[relay.sources]] in the configuration")]
-    NoSources,
     #[error("cannot listen on {0}")]
     Source(#[from] SourceError),
-    #[error("bad relay route: {0}")]
-    Route(#[from] RouteError),
-    #[error(transparent)]
-    Pipeline(#[from] PipelineError),
-    #[error("cannot listen on {address} (admin): {source}")]
-    Admin {
-        address: SocketAddr,
-        source: std::io::Error,
-    },
     #[error("starting a source thread: {0}")]
     Thread(std::io::Error),
     #[error(transparent)]
@@ -82,35 +65,20 @@ pub enum RelayError {
 }
 
 /// A bound socket, waiting for its thread.
-enum Bound {
-    Unix(std::os::unix::net::UnixDatagram, config::UnixSource),
+pub enum Bound {
+    Unix(std::os::unix::net::UnixDatagram, UnixSource),
     Udp(std::net::UdpSocket, bool),
     Tcp(
         std::net::TcpListener,
-        config::TcpSource,
+        TcpSource,
         Option<tokio_rustls::TlsAcceptor>,
     ),
 }
 
-/// Runs the relay until `shutdown` resolves, then stops reading, waits for what was read
-/// to reach the local log, and ships what it can within the shutdown deadline.
-pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), RelayError> {
-    let prometheus = crate::metrics::install();
-    if config.relay.sources.is_empty() {
-        return Err(RelayError::NoSources);
-    }
-    // First of all: SIGHUP's default action ends the process, and `logrotate` may send
-    // one as soon as the files exist.
-    let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        .inspect_err(|e| {
-            tracing::warn!(error = %e, "cannot handle SIGHUP; file destinations will not be reopened")
-        })
-        .ok();
-    let router = Arc::new(Router::new(&config.relay.effective_routes())?);
-    // The same live analytics as `serve`, fed by the shipper.
-    let analytics = crate::consume::start_analytics(&config).map_err(PipelineError::Redis)?;
+/// Binds every source's socket; on failure, removes the socket files already bound.
+pub fn bind_all(sources: &[SourceConfig]) -> Result<Vec<Bound>, RelayError> {
     let mut bound = Vec::new();
-    for source in &config.relay.sources {
+    for source in sources {
         match bind(source) {
             Ok(b) => bound.push(b),
             Err(e) => {
@@ -119,141 +87,147 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             }
         }
     }
-    let pipeline =
-        Pipeline::start(&config, analytics.tap).inspect_err(|_| remove_socket_files(&bound))?;
-    let (stop, stopped) = watch::channel(false);
-    let admin_state = AdminState {
-        log: pipeline.log.clone(),
-        shipper: pipeline.status.clone(),
-        prometheus,
-        ready_backlog_bytes: config.ship.ready_backlog_bytes,
-    };
-    let admin_addr = admin::serve(
-        config.admin_listen,
-        admin::router(admin_state).merge(analytics.router),
-        stopped.clone(),
-    )
-    .await
-    .map_err(|source| {
-        remove_socket_files(&bound);
-        RelayError::Admin {
-            address: config.admin_listen,
-            source,
-        }
-    })?;
-    let local_host = local_hostname();
-    // The datagram receivers are plain threads: they poll this flag.
-    let stop_flag = Arc::new(AtomicBool::new(false));
-    let mut threads = Vec::new();
-    let mut socket_files = Vec::new();
-    let mut tcp_listeners = Vec::new();
-    for b in bound {
-        let (router, log) = (router.clone(), pipeline.log.clone());
-        let (local_host, flag) = (local_host.clone(), stop_flag.clone());
-        match b {
-            Bound::Unix(socket, u) => {
-                tracing::info!(path = %u.path.display(), "receiving syslog on a unix socket");
-                socket_files.push(u.path);
-                let (realtime, expect_host) = (u.realtime_receiver, u.parse_hostname);
-                threads.push(spawn_source(
-                    "relay-unix",
-                    log,
-                    move |appender| async move {
-                        let metrics = SourceMetrics::new("unix");
-                        let ingest =
-                            Ingest::new(router, appender, metrics, local_host, expect_host);
-                        if let Err(e) =
-                            datagram::run("relay-unix", socket, ingest, realtime, flag).await
-                        {
-                            tracing::error!(error = %e, "unix source failed to start");
-                        }
-                    },
-                )?);
-            }
-            Bound::Udp(socket, realtime) => {
-                tracing::info!(address = %socket.local_addr().map(|a| a.to_string()).unwrap_or_default(), "receiving syslog on UDP");
-                if let Ok(watched) = socket.try_clone() {
-                    let stopped = stopped.clone();
-                    tokio::spawn(async move { udp::watch_drops(&watched, stopped).await });
-                }
-                threads.push(spawn_source(
-                    "relay-udp",
-                    log,
-                    move |appender| async move {
-                        let metrics = SourceMetrics::new("udp");
-                        let ingest = Ingest::new(router, appender, metrics, local_host, true);
-                        if let Err(e) =
-                            datagram::run("relay-udp", socket, ingest, realtime, flag).await
-                        {
-                            tracing::error!(error = %e, "UDP source failed to start");
-                        }
-                    },
-                )?);
-            }
-            Bound::Tcp(listener, c, acceptor) => {
-                let tls = acceptor.is_some();
-                tracing::info!(address = %c.address, tls, "receiving syslog on TCP");
-                tcp_listeners.push((listener, c, acceptor));
-            }
-        }
-    }
-    if !tcp_listeners.is_empty() {
-        let (log, stopped, router) = (pipeline.log.clone(), stopped.clone(), router.clone());
-        threads.push(spawn_source(
-            "relay-tcp",
-            log,
-            move |appender| async move {
-                let mut tasks = tokio::task::JoinSet::new();
-                for (listener, c, acceptor) in tcp_listeners {
-                    let listener = match tokio::net::TcpListener::from_std(listener) {
-                        Ok(l) => l,
-                        Err(e) => {
-                            tracing::error!(error = %e, "TCP source failed to start");
-                            continue;
-                        }
-                    };
-                    let (router, appender, local_host) =
-                        (router.clone(), appender.clone(), local_host.clone());
-                    let new_ingest = move || {
-                        Ingest::new(
-                            router.clone(),
-                            appender.clone(),
-                            SourceMetrics::new("tcp"),
-                            local_host.clone(),
-                            true,
-                        )
-                    };
-                    tasks.spawn(tcp::run(listener, c, acceptor, new_ingest, stopped.clone()));
-                }
-                while tasks.join_next().await.is_some() {}
-            },
-        )?);
-    }
-    if let Some(hangup) = hangup {
-        tokio::spawn(reopen_files_on_hangup(
-            hangup,
-            router.clone(),
-            stopped.clone(),
-        ));
-    }
-    tracing::info!(admin = %admin_addr, routes = router.routes.len(), "relaying syslog");
-    shutdown.await;
-    tracing::info!("stopping: no more reads; logging what was read");
-    let _ = stop.send(true);
-    stop_flag.store(true, Ordering::Relaxed);
-    for t in threads {
-        let _ = tokio::task::spawn_blocking(move || t.join()).await;
-    }
-    for path in socket_files {
-        let _ = std::fs::remove_file(path);
-    }
-    let left = pipeline.drain().await;
-    tracing::info!(unshipped_bytes = left, "stopped");
-    Ok(())
+    Ok(bound)
 }
 
+/// The running sources: their threads and the socket files to remove at the end.
+pub struct Sources {
+    threads: Vec<JoinHandle<()>>,
+    socket_files: Vec<PathBuf>,
+    stop_flag: Arc<AtomicBool>,
+}
+
+impl Sources {
+    /// Starts a thread per datagram source and one for all TCP sources, each appending to
+    /// `log` through its own appender. They stop reading when `stopped` turns true.
+    pub fn start(
+        bound: Vec<Bound>,
+        router: Arc<Router>,
+        log: Arc<Log>,
+        stopped: watch::Receiver<bool>,
+    ) -> Result<Sources, RelayError> {
+        let local_host = local_hostname();
+        // The datagram receivers are plain threads: they poll this flag.
+        let stop_flag = Arc::new(AtomicBool::new(false));
+        let mut threads = Vec::new();
+        let mut socket_files = Vec::new();
+        let mut tcp_listeners = Vec::new();
+        for b in bound {
+            let (router, log) = (router.clone(), log.clone());
+            let (local_host, flag) = (local_host.clone(), stop_flag.clone());
+            match b {
+                Bound::Unix(socket, u) => {
+                    tracing::info!(path = %u.path.display(), "receiving syslog on a unix socket");
+                    socket_files.push(u.path);
+                    let (realtime, expect_host) = (u.realtime_receiver, u.parse_hostname);
+                    threads.push(spawn_source(
+                        "relay-unix",
+                        log,
+                        move |appender| async move {
+                            let metrics = SourceMetrics::new("unix");
+                            let ingest =
+                                Ingest::new(router, appender, metrics, local_host, expect_host);
+                            if let Err(e) =
+                                datagram::run("relay-unix", socket, ingest, realtime, flag).await
+                            {
+                                tracing::error!(error = %e, "unix source failed to start");
+                            }
+                        },
+                    )?);
+                }
+                Bound::Udp(socket, realtime) => {
+                    tracing::info!(address = %socket.local_addr().map(|a| a.to_string()).unwrap_or_default(), "receiving syslog on UDP");
+                    if let Ok(watched) = socket.try_clone() {
+                        let stopped = stopped.clone();
+                        tokio::spawn(async move { udp::watch_drops(&watched, stopped).await });
+                    }
+                    threads.push(spawn_source(
+                        "relay-udp",
+                        log,
+                        move |appender| async move {
+                            let metrics = SourceMetrics::new("udp");
+                            let ingest = Ingest::new(router, appender, metrics, local_host, true);
+                            if let Err(e) =
+                                datagram::run("relay-udp", socket, ingest, realtime, flag).await
+                            {
+                                tracing::error!(error = %e, "UDP source failed to start");
+                            }
+                        },
+                    )?);
+                }
+                Bound::Tcp(listener, c, acceptor) => {
+                    let tls = acceptor.is_some();
+                    tracing::info!(address = %c.address, tls, "receiving syslog on TCP");
+                    tcp_listeners.push((listener, c, acceptor));
+                }
+            }
+        }
+        if !tcp_listeners.is_empty() {
+            threads.push(spawn_tcp(tcp_listeners, router, log, local_host, stopped)?);
+        }
+        Ok(Sources {
+            threads,
+            socket_files,
+            stop_flag,
+        })
+    }
+
+    /// Waits for every source thread to finish (after `stopped` turned true), so that
+    /// everything read is in the local log, then removes the socket files.
+    pub async fn join(self) {
+        self.stop_flag.store(true, Ordering::Relaxed);
+        for t in self.threads {
+            let _ = tokio::task::spawn_blocking(move || t.join()).await;
+        }
+        for path in self.socket_files {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// All TCP sources share one thread.
+fn spawn_tcp(
+    listeners: Vec<TcpBound>,
+    router: Arc<Router>,
+    log: Arc<Log>,
+    local_host: Arc<[u8]>,
+    stopped: watch::Receiver<bool>,
+) -> Result<JoinHandle<()>, RelayError> {
+    spawn_source("relay-tcp", log, move |appender| async move {
+        let mut tasks = tokio::task::JoinSet::new();
+        for (listener, c, acceptor) in listeners {
+            let listener = match tokio::net::TcpListener::from_std(listener) {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::error!(error = %e, "TCP source failed to start");
+                    continue;
+                }
+            };
+            let (router, appender, local_host) =
+                (router.clone(), appender.clone(), local_host.clone());
+            let new_ingest = move || {
+                Ingest::new(
+                    router.clone(),
+                    appender.clone(),
+                    SourceMetrics::new("tcp"),
+                    local_host.clone(),
+                    true,
+                )
+            };
+            tasks.spawn(tcp::run(listener, c, acceptor, new_ingest, stopped.clone()));
+        }
+        while tasks.join_next().await.is_some() {}
+    })
+}
+
+type TcpBound = (
+    std::net::TcpListener,
+    TcpSource,
+    Option<tokio_rustls::TlsAcceptor>,
+);
+
 /// SIGHUP reopens the file destinations, as syslog daemons do after `logrotate`.
-async fn reopen_files_on_hangup(
+pub async fn reopen_files_on_hangup(
     mut hangup: tokio::signal::unix::Signal,
     router: Arc<Router>,
     mut stopped: watch::Receiver<bool>,
@@ -277,7 +251,7 @@ fn bind(source: &SourceConfig) -> Result<Bound, RelayError> {
     })
 }
 
-fn remove_socket_files(bound: &[Bound]) {
+pub fn remove_socket_files(bound: &[Bound]) {
     for b in bound {
         if let Bound::Unix(_, u) = b {
             let _ = std::fs::remove_file(&u.path);

@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use super::config::{DestinationConfig, Filter, RouteConfig};
 use super::file::FileSink;
+use crate::config::relay::{DestinationConfig, Filter, RouteConfig};
 use crate::syslog::Message;
 use crate::template::syslog::{compile, Template, TemplateError};
 
@@ -160,7 +160,7 @@ impl Router {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::relay::config::RelayConfig;
+    use crate::config::RelayConfig;
     use crate::syslog::{Facility, Severity};
 
     fn msg(facility: u8, severity: u8, program: &'static [u8]) -> Message<'static> {

@@ -14,9 +14,9 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
-use super::config::TcpSource;
 use super::ingest::Ingest;
 use super::SourceError;
+use crate::config::relay::TcpSource;
 use crate::log::Ticket;
 use crate::syslog::framing::{Decoder, Step};
 

@@ -8,7 +8,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::TlsAcceptor;
 
-use super::config::TlsFiles;
+use crate::config::relay::TlsFiles;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {

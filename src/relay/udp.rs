@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-use super::config::UdpSource;
 use super::SourceError;
+use crate::config::relay::UdpSource;
 
 pub fn bind(config: &UdpSource) -> Result<UdpSocket, SourceError> {
     let err = |source| SourceError::Udp {

@@ -5,9 +5,9 @@ use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 
-use super::config::UnixSource;
 use super::unix_queue;
 use super::SourceError;
+use crate::config::relay::UnixSource;
 
 /// Binds the socket, replacing a stale socket file but never one a live process still
 /// receives on, nor a file that is not a socket.

@@ -4,6 +4,7 @@
 
 pub mod position;
 pub mod redis_list;
+pub mod sink;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,16 +14,17 @@ use tokio::sync::{mpsc, watch};
 use crate::config::ShipConfig;
 use crate::log::{Batch, Log, Reader};
 use crate::metrics::metrics;
+use crate::state_log::StateLog;
 use position::PositionFile;
-use redis_list::RedisList;
+use sink::Sink;
 
 /// Shipped batches, for whoever wants to see them after Redis has them (the analytics).
 pub type Tap = mpsc::Sender<Arc<Batch>>;
 
-pub struct Shipper {
+pub struct Shipper<S: Sink> {
     log: Arc<Log>,
     reader: Reader,
-    sink: RedisList,
+    sink: S,
     position_file: PositionFile,
     config: ShipConfig,
     /// Where the Redis URL points, password removed, for messages.
@@ -31,6 +33,29 @@ pub struct Shipper {
     up: watch::Sender<bool>,
     /// When the position cache file was last written.
     cached_at: Instant,
+    /// Whether Redis was last seen up, for saying so once per change.
+    redis_state: StateLog<bool>,
+    backoff: Backoff,
+}
+
+/// Capped exponential backoff between reconnection attempts.
+struct Backoff {
+    next: Duration,
+}
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_millis(50);
+    const MAX: Duration = Duration::from_secs(2);
+
+    fn next(&mut self) -> Duration {
+        let d = self.next;
+        self.next = (d * 2).min(Self::MAX);
+        d
+    }
+
+    fn reset(&mut self) {
+        self.next = Self::FIRST;
+    }
 }
 
 /// The position cache on disk is refreshed at most this often: it is a cache (Redis holds
@@ -43,15 +68,15 @@ pub struct ShipperStatus {
     pub redis_up: watch::Receiver<bool>,
 }
 
-impl Shipper {
+impl<S: Sink> Shipper<S> {
     pub fn new(
         log: Arc<Log>,
-        sink: RedisList,
+        sink: S,
         position_file: PositionFile,
         config: ShipConfig,
         redis_display: String,
         tap: Option<Tap>,
-    ) -> (Shipper, ShipperStatus) {
+    ) -> (Shipper<S>, ShipperStatus) {
         let (up, redis_up) = watch::channel(false);
         let shipper = Shipper {
             reader: Reader::new(log.clone()),
@@ -63,6 +88,10 @@ impl Shipper {
             tap,
             up,
             cached_at: Instant::now(),
+            redis_state: StateLog::new(),
+            backoff: Backoff {
+                next: Backoff::FIRST,
+            },
         };
         (shipper, ShipperStatus { redis_up })
     }
@@ -71,8 +100,6 @@ impl Shipper {
     /// The caller bounds the drain with a deadline.
     pub async fn run(mut self, mut drain: watch::Receiver<bool>) {
         let mut pos = self.log.shipped();
-        let mut backoff = Duration::from_millis(50);
-        let mut said_down = false;
         let mut last_was_full = true;
         loop {
             if *drain.borrow() && pos >= self.log.end() {
@@ -85,30 +112,10 @@ impl Shipper {
                 tokio::time::sleep(self.config.linger).await;
             }
             if !self.sink.is_connected() {
-                match self.sink.connect().await {
-                    Ok(redis_pos) => {
-                        pos = self.resume_from(pos, redis_pos);
-                        backoff = Duration::from_millis(50);
-                        if said_down {
-                            tracing::info!(redis = %self.redis_display, backlog_bytes = self.log.backlog(), "Redis is reachable again; shipping the backlog");
-                        }
-                        said_down = false;
-                        self.set_up(true);
-                    }
-                    Err(e) => {
-                        metrics().redis_errors.increment(1);
-                        if !said_down {
-                            tracing::warn!(
-                                redis = %self.redis_display,
-                                error = %e,
-                                log = %self.log.dir().display(),
-                                "Redis is unreachable; events are kept in the local log and shipped when it is back"
-                            );
-                            said_down = true;
-                        }
-                        self.set_up(false);
-                        sleep_or_drain(backoff, &mut drain).await;
-                        backoff = (backoff * 2).min(Duration::from_secs(2));
+                match self.connect(pos).await {
+                    Some(resumed) => pos = resumed,
+                    None => {
+                        sleep_or_drain(self.backoff.next(), &mut drain).await;
                         continue;
                     }
                 }
@@ -125,8 +132,6 @@ impl Shipper {
                         continue;
                     }
                 };
-            last_was_full = batch.len() >= self.config.batch_records
-                || batch.bytes() + 64 * 1024 >= self.config.batch_bytes;
             if batch.is_empty() {
                 last_was_full = true;
                 pos = pos.max(batch.end);
@@ -141,35 +146,76 @@ impl Shipper {
                 }
                 continue;
             }
-            let started = Instant::now();
-            match self.sink.ship(&batch).await {
-                Ok(()) => {
-                    let m = metrics();
-                    m.ship_seconds.record(started.elapsed().as_secs_f64());
-                    m.shipped_records.increment(batch.len() as u64);
-                    m.shipped_bytes.increment(batch.bytes() as u64);
-                    pos = batch.end;
-                    self.acknowledge(pos, false);
-                    if let Some(tap) = &self.tap {
-                        // Analytics must never hold up shipping: a full tap drops the batch.
-                        if tap.try_send(Arc::new(batch)).is_err() {
-                            metrics::counter!("pixelpipe_analytics_dropped_batches_total", "reason" => "queue_full").increment(1);
-                        }
+            last_was_full = batch.len() >= self.config.batch_records
+                || batch.bytes() + 64 * 1024 >= self.config.batch_bytes;
+            if let Some(end) = self.ship(batch).await {
+                pos = end;
+            }
+        }
+    }
+
+    /// Connects the sink and returns the position to resume from, or `None` (said once,
+    /// counted) when Redis cannot be reached.
+    async fn connect(&mut self, pos: u64) -> Option<u64> {
+        match self.sink.connect().await {
+            Ok(redis_pos) => {
+                let pos = self.resume_from(pos, redis_pos);
+                self.backoff.reset();
+                if self.redis_state.change(true) == Some(Some(false)) {
+                    tracing::info!(redis = %self.redis_display, backlog_bytes = self.log.backlog(), "Redis is reachable again; shipping the backlog");
+                }
+                self.set_up(true);
+                Some(pos)
+            }
+            Err(e) => {
+                metrics().redis_errors.increment(1);
+                if self.redis_state.change(false).is_some() {
+                    tracing::warn!(
+                        redis = %self.redis_display,
+                        error = %e,
+                        log = %self.log.dir().display(),
+                        "Redis is unreachable; events are kept in the local log and shipped when it is back"
+                    );
+                }
+                self.set_up(false);
+                None
+            }
+        }
+    }
+
+    /// Ships one batch; on success acknowledges it, hands it to the tap and returns the
+    /// position after it.
+    async fn ship(&mut self, batch: Batch) -> Option<u64> {
+        let started = Instant::now();
+        match self.sink.ship(&batch).await {
+            Ok(()) => {
+                let m = metrics();
+                m.ship_seconds.record(started.elapsed().as_secs_f64());
+                m.shipped_records.increment(batch.len() as u64);
+                m.shipped_bytes.increment(batch.bytes() as u64);
+                let end = batch.end;
+                self.acknowledge(end, false);
+                if let Some(tap) = &self.tap {
+                    // Analytics must never hold up shipping: a full tap drops the batch.
+                    if tap.try_send(Arc::new(batch)).is_err() {
+                        metrics::counter!("pixelpipe_analytics_dropped_batches_total", "reason" => "queue_full").increment(1);
                     }
                 }
-                Err(e) => {
-                    metrics().redis_errors.increment(1);
-                    if e.is_refusal() {
-                        // EXEC ran the rest of the transaction, position included: these
-                        // records can never be pushed (e.g. the key holds another type).
-                        tracing::error!(redis = %self.redis_display, error = %e, batch_start = batch.start, records = batch.len(), "Redis answered a batch with an error; the position Redis holds decides what is sent again, and records of a command refused inside the transaction are not delivered");
-                    } else {
-                        tracing::warn!(redis = %self.redis_display, error = %e, "shipping a batch failed; resuming from the position Redis holds (nothing is pushed twice)");
-                    }
-                    said_down = true;
-                    self.sink.disconnect();
-                    self.set_up(false);
+                Some(end)
+            }
+            Err(e) => {
+                metrics().redis_errors.increment(1);
+                if e.is_refusal() {
+                    // EXEC ran the rest of the transaction, position included: these
+                    // records can never be pushed (e.g. the key holds another type).
+                    tracing::error!(redis = %self.redis_display, error = %e, batch_start = batch.start, records = batch.len(), "Redis answered a batch with an error; the position Redis holds decides what is sent again, and records of a command refused inside the transaction are not delivered");
+                } else {
+                    tracing::warn!(redis = %self.redis_display, error = %e, "shipping a batch failed; resuming from the position Redis holds (nothing is pushed twice)");
                 }
+                self.redis_state.change(false);
+                self.sink.disconnect();
+                self.set_up(false);
+                None
             }
         }
     }

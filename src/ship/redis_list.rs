@@ -12,24 +12,8 @@ use std::time::Duration;
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client};
 
+use super::sink::{Sink, SinkError};
 use crate::log::Batch;
-
-#[derive(Debug, thiserror::Error)]
-pub enum SinkError {
-    #[error("Redis: {0}")]
-    Redis(#[from] redis::RedisError),
-}
-
-impl SinkError {
-    /// Redis answered with an error (rather than the connection failing).
-    pub fn is_refusal(&self) -> bool {
-        let SinkError::Redis(e) = self;
-        !(e.is_io_error()
-            || e.is_timeout()
-            || e.is_connection_dropped()
-            || e.is_connection_refusal())
-    }
-}
 
 pub struct RedisList {
     client: Client,
@@ -49,13 +33,14 @@ impl RedisList {
             conn: None,
         }
     }
+}
 
-    pub fn is_connected(&self) -> bool {
+impl Sink for RedisList {
+    fn is_connected(&self) -> bool {
         self.conn.is_some()
     }
 
-    /// Connects if need be and returns the shipped position Redis holds (0 if none).
-    pub async fn connect(&mut self) -> Result<u64, SinkError> {
+    async fn connect(&mut self) -> Result<u64, SinkError> {
         let mut conn = self
             .client
             .get_multiplexed_async_connection_with_config(&self.config)
@@ -68,13 +53,13 @@ impl RedisList {
         Ok(pos.unwrap_or(0))
     }
 
-    pub fn disconnect(&mut self) {
+    fn disconnect(&mut self) {
         self.conn = None;
     }
 
     /// Pushes the batch, `LPUSH` per list in record order, and moves the position to its
     /// end, in one transaction.
-    pub async fn ship(&mut self, batch: &Batch) -> Result<(), SinkError> {
+    async fn ship(&mut self, batch: &Batch) -> Result<(), SinkError> {
         let conn = match &mut self.conn {
             Some(c) => c,
             None => {

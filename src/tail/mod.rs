@@ -5,10 +5,26 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::sink::{Exec, Sink};
-use super::source::{Mode, Source};
-use super::ConsumeError;
 use crate::config::Config;
+use sink::{Exec, Sink};
+use source::{Mode, Source};
+
+pub mod sink;
+pub mod source;
+
+/// Errors of `pixelpipe tail`.
+#[derive(Debug, thiserror::Error)]
+pub enum TailError {
+    #[error("Redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("writing the output: {0}")]
+    Output(std::io::Error),
+    #[error("running `{command}`: {source}")]
+    Exec {
+        command: String,
+        source: std::io::Error,
+    },
+}
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct TailArgs {
@@ -70,12 +86,12 @@ pub struct Summary {
     pub dead: u64,
 }
 
-pub fn run(config: &Config, args: &TailArgs) -> Result<Summary, ConsumeError> {
+pub fn run(config: &Config, args: &TailArgs) -> Result<Summary, TailError> {
     let key = args.key.clone().unwrap_or_else(|| config.http.key.clone());
     let client = redis::Client::open(config.redis.as_str())?;
     let stop_flag = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(signal, stop_flag.clone()).map_err(ConsumeError::Output)?;
+        signal_hook::flag::register(signal, stop_flag.clone()).map_err(TailError::Output)?;
     }
     let stopped = {
         let f = stop_flag.clone();
@@ -139,7 +155,7 @@ pub fn run(config: &Config, args: &TailArgs) -> Result<Summary, ConsumeError> {
     }
     match result {
         // `tail | head`: the reader is gone, which is how such a pipeline ends.
-        Err(ConsumeError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(summary),
+        Err(TailError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(summary),
         Err(e) => Err(e),
         Ok(()) => Ok(summary),
     }

@@ -1,26 +1,10 @@
-//! Consuming the events: `pixelpipe tail` (the seed's BRPOP consumer, made reliable),
-//! the live analytics that the shipper feeds ([`aggregate`]), and the two views of them:
-//! `pixelpipe top` and the dashboard on the admin listener.
-//!
-//! - [`record`]: a record `$msec,$args` split and its query decoded (shared by all).
-//! - [`source`], [`sink`], [`tail`]: where `tail` gets events, where it puts them, the loop.
-//! - [`aggregate`]: batches from the shipper → counters, HyperLogLogs in Redis.
-//! - [`stats`]: reads those aggregates back into a [`stats::Snapshot`].
-//! - [`top`], [`dashboard`]: the terminal and the browser views of a snapshot.
-
-pub mod aggregate;
-pub mod dashboard;
-pub mod keys;
-pub mod record;
-pub mod sink;
-pub mod source;
-pub mod stats;
-pub mod tail;
-pub mod top;
+//! `[analytics]`: what the aggregator counts and how long Redis keeps it.
 
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+
+use super::ConfigError;
 
 /// `[analytics]`: what the aggregator counts and how long Redis keeps it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -70,8 +54,7 @@ impl Default for AnalyticsConfig {
 
 impl AnalyticsConfig {
     /// What serde cannot check.
-    pub fn validate(&self) -> Result<(), crate::config::ConfigError> {
-        use crate::config::ConfigError;
+    pub fn validate(&self) -> Result<(), super::ConfigError> {
         if self.prefix.is_empty() {
             return Err(ConfigError::invalid(
                 "analytics.prefix",
@@ -116,52 +99,6 @@ impl AnalyticsConfig {
                 .unwrap_or((self.goal.as_str(), "")),
         )
     }
-}
-
-/// Errors of the consumers (`tail`, `top`).
-#[derive(Debug, thiserror::Error)]
-pub enum ConsumeError {
-    #[error("Redis: {0}")]
-    Redis(#[from] redis::RedisError),
-    #[error("writing the output: {0}")]
-    Output(std::io::Error),
-    #[error("running `{command}`: {source}")]
-    Exec {
-        command: String,
-        source: std::io::Error,
-    },
-    #[error("terminal: {0}")]
-    Terminal(std::io::Error),
-}
-
-/// What `serve` (or `relay`) needs to run the analytics: the shipper's tap and the
-/// dashboard's routes. Both empty when `analytics.enabled` is false.
-pub struct Analytics {
-    pub tap: Option<crate::ship::Tap>,
-    pub router: axum::Router,
-}
-
-/// Spawns the aggregator (call inside a tokio runtime) and builds the dashboard routes.
-pub fn start_analytics(config: &crate::config::Config) -> Result<Analytics, redis::RedisError> {
-    if !config.analytics.enabled {
-        return Ok(Analytics {
-            tap: None,
-            router: axum::Router::new(),
-        });
-    }
-    let client = redis::Client::open(config.redis.as_str())?;
-    let (tap, batches) = tokio::sync::mpsc::channel(config.analytics.queue_batches.max(1));
-    tokio::spawn(aggregate::run(
-        client.clone(),
-        config.analytics.clone(),
-        batches,
-    ));
-    let state =
-        dashboard::DashboardState::new(client, config.analytics.clone(), config.http.key.clone());
-    Ok(Analytics {
-        tap: Some(tap),
-        router: dashboard::router(state),
-    })
 }
 
 #[cfg(test)]

@@ -11,8 +11,19 @@ use redis::aio::MultiplexedConnection;
 use redis::AsyncConnectionConfig;
 
 use super::stats::{self, Query, Snapshot};
-use super::{AnalyticsConfig, ConsumeError};
+use crate::config::AnalyticsConfig;
 use crate::config::Config;
+
+/// Errors of `pixelpipe top`.
+#[derive(Debug, thiserror::Error)]
+pub enum TopError {
+    #[error("Redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("writing the output: {0}")]
+    Output(std::io::Error),
+    #[error("terminal: {0}")]
+    Terminal(std::io::Error),
+}
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct TopArgs {
@@ -30,11 +41,11 @@ pub struct TopArgs {
     pub iterations: Option<u64>,
 }
 
-pub fn run(config: &Config, args: &TopArgs) -> Result<(), ConsumeError> {
+pub fn run(config: &Config, args: &TopArgs) -> Result<(), TopError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(ConsumeError::Terminal)?;
+        .map_err(TopError::Terminal)?;
     let client = redis::Client::open(config.redis.as_str())?;
     let list = args.key.clone().unwrap_or_else(|| config.http.key.clone());
     let mut reader = Reader {
@@ -96,7 +107,7 @@ fn plain(
     rt: &tokio::runtime::Runtime,
     reader: &mut Reader,
     args: &TopArgs,
-) -> Result<(), ConsumeError> {
+) -> Result<(), TopError> {
     let mut out = std::io::stdout().lock();
     let mut n = 0;
     loop {
@@ -105,10 +116,10 @@ fn plain(
             Err(e) => vec![e],
         };
         for line in text {
-            writeln!(out, "{line}").map_err(ConsumeError::Output)?;
+            writeln!(out, "{line}").map_err(TopError::Output)?;
         }
-        writeln!(out).map_err(ConsumeError::Output)?;
-        out.flush().map_err(ConsumeError::Output)?;
+        writeln!(out).map_err(TopError::Output)?;
+        out.flush().map_err(TopError::Output)?;
         n += 1;
         if args.iterations.is_some_and(|max| n >= max) {
             return Ok(());
@@ -135,8 +146,8 @@ fn interactive(
     rt: &tokio::runtime::Runtime,
     reader: &mut Reader,
     args: &TopArgs,
-) -> Result<(), ConsumeError> {
-    let term = ConsumeError::Terminal;
+) -> Result<(), TopError> {
+    let term = TopError::Terminal;
     terminal::enable_raw_mode().map_err(term)?;
     let _screen = Screen;
     let mut out = std::io::stdout();

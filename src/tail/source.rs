@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use redis::{Client, Connection, RedisError, Script};
 
-use super::ConsumeError;
+use super::TailError;
 
 /// How long one blocking read waits before the loop looks at its stop flag again.
 pub const BLOCK: Duration = Duration::from_secs(1);
@@ -68,7 +68,7 @@ impl Source {
 
     /// Up to `max` events, oldest first. Empty when a blocking read timed out (call
     /// again); `None` at the end (peek mode) or when stopped.
-    pub fn fetch(&mut self, max: usize) -> Result<Option<Vec<Vec<u8>>>, ConsumeError> {
+    pub fn fetch(&mut self, max: usize) -> Result<Option<Vec<Vec<u8>>>, TailError> {
         let max = max.max(1);
         if !self.ensure_connected()? {
             return Ok(None);
@@ -160,12 +160,7 @@ impl Source {
     /// The oldest `n` events handed out are done: drop them from the processing list
     /// and push `dead` (events given up on, oldest first) to the dead-letter list, in
     /// one transaction.
-    pub fn ack(
-        &mut self,
-        n: usize,
-        dead: &[Vec<u8>],
-        dead_letter: &str,
-    ) -> Result<(), ConsumeError> {
+    pub fn ack(&mut self, n: usize, dead: &[Vec<u8>], dead_letter: &str) -> Result<(), TailError> {
         let processing = match &self.mode {
             Mode::Reliable { processing } => Some(processing.clone()),
             _ => None,
@@ -193,7 +188,7 @@ impl Source {
 
     /// Connects if need be, retrying with backoff (said once) while Redis is away.
     /// False when stopped meanwhile.
-    fn ensure_connected(&mut self) -> Result<bool, ConsumeError> {
+    fn ensure_connected(&mut self) -> Result<bool, TailError> {
         let mut backoff = Duration::from_millis(50);
         while self.conn.is_none() {
             match self.connect() {
@@ -228,7 +223,7 @@ impl Source {
         &mut self,
         retry: bool,
         mut op: impl FnMut(&mut Connection) -> Result<T, RedisError>,
-    ) -> Result<Option<T>, ConsumeError> {
+    ) -> Result<Option<T>, TailError> {
         loop {
             if !self.ensure_connected()? {
                 return Ok(None);

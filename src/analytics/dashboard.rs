@@ -25,7 +25,7 @@ use serde::Deserialize;
 use tokio::sync::Mutex;
 
 use super::stats::{self, Query, Snapshot};
-use super::AnalyticsConfig;
+use crate::config::AnalyticsConfig;
 
 const PAGE: &str = include_str!("dashboard/index.html");
 const SCRIPT: &str = include_str!("dashboard/app.js");

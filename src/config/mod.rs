@@ -6,14 +6,22 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
-use crate::consume::AnalyticsConfig;
-use crate::relay::RelayConfig;
+pub mod analytics;
+pub mod http;
+pub mod log;
+pub mod relay;
+pub mod ship;
+
+pub use analytics::AnalyticsConfig;
+pub use http::HttpConfig;
+pub use log::{FsyncPolicy, FullPolicy, LogConfig};
+pub use relay::RelayConfig;
+pub use ship::ShipConfig;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -64,134 +72,6 @@ impl Default for Config {
             ship: ShipConfig::default(),
             relay: RelayConfig::default(),
             analytics: AnalyticsConfig::default(),
-        }
-    }
-}
-
-/// The pixel endpoint (`pixelpipe serve`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct HttpConfig {
-    pub listen: SocketAddr,
-    /// The path that answers with the GIF; every other path is a 404.
-    pub path: String,
-    /// The Redis list the records are pushed to.
-    pub key: String,
-    /// The record template, nginx `log_format` style.
-    pub format: String,
-    /// Longest accepted request line (method, target, version); longer → 414.
-    pub max_request_line: usize,
-    /// Longest accepted request head (request line and headers); longer → 431.
-    pub max_header_bytes: usize,
-    /// A request head must arrive within this time once its first byte came.
-    #[serde(with = "humantime_serde")]
-    pub header_timeout: Duration,
-    /// A keep-alive connection with no request for this long is closed.
-    #[serde(with = "humantime_serde")]
-    pub idle_timeout: Duration,
-    /// Connections beyond this many are accepted and closed at once.
-    pub max_connections: usize,
-    /// Threads that accept and serve; 0 means one per core.
-    pub workers: usize,
-}
-
-impl Default for HttpConfig {
-    fn default() -> Self {
-        HttpConfig {
-            listen: ([127, 0, 0, 1], 8080).into(),
-            path: "/pixel.gif".into(),
-            key: "pixel".into(),
-            format: "$msec,$args".into(),
-            max_request_line: 8 * 1024,
-            max_header_bytes: 16 * 1024,
-            header_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(60),
-            max_connections: 10_000,
-            workers: 0,
-        }
-    }
-}
-
-/// What to do with a new record when the unshipped part of the local log is at its bound.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum FullPolicy {
-    /// Refuse the hit (HTTP 503): nothing already accepted is lost.
-    Reject,
-    /// Delete the oldest unshipped segment to make room: the newest events win.
-    DropOldest,
-}
-
-/// When the local log calls `fdatasync`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum FsyncPolicy {
-    /// Never: a process crash loses nothing, a power loss can lose what the OS had not written.
-    Never,
-    /// Every `fsync_interval`: a power loss loses at most that much.
-    Interval,
-    /// Before every response: a power loss loses nothing that was answered 200. Slow.
-    Always,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct LogConfig {
-    /// A segment is closed and a new one started past this size.
-    pub segment_bytes: u64,
-    /// Bound on the unshipped part of the log.
-    pub max_bytes: u64,
-    pub when_full: FullPolicy,
-    pub fsync: FsyncPolicy,
-    #[serde(with = "humantime_serde")]
-    pub fsync_interval: Duration,
-    /// Shipped segments kept on disk as an access log, newest first, up to this many bytes.
-    pub retain_shipped_bytes: u64,
-}
-
-impl Default for LogConfig {
-    fn default() -> Self {
-        LogConfig {
-            segment_bytes: 64 << 20,
-            max_bytes: 1 << 30,
-            when_full: FullPolicy::Reject,
-            fsync: FsyncPolicy::Interval,
-            fsync_interval: Duration::from_millis(100),
-            retain_shipped_bytes: 0,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ShipConfig {
-    /// Most records in one Redis transaction.
-    pub batch_records: usize,
-    /// Most record bytes in one Redis transaction.
-    pub batch_bytes: usize,
-    /// After a batch that was not full, wait this long before the next one, so that a
-    /// steady flow ships in fewer, larger transactions. Adds at most this to latency.
-    #[serde(with = "humantime_serde")]
-    pub linger: Duration,
-    /// `/readyz` fails while more unshipped bytes than this wait in the log.
-    pub ready_backlog_bytes: u64,
-    /// On SIGTERM, how long to keep shipping before exiting.
-    #[serde(with = "humantime_serde")]
-    pub shutdown_deadline: Duration,
-    /// A Redis command that takes longer than this is treated as failed (and retried).
-    #[serde(with = "humantime_serde")]
-    pub redis_timeout: Duration,
-}
-
-impl Default for ShipConfig {
-    fn default() -> Self {
-        ShipConfig {
-            batch_records: 5_000,
-            batch_bytes: 4 << 20,
-            linger: Duration::from_millis(5),
-            ready_backlog_bytes: 64 << 20,
-            shutdown_deadline: Duration::from_secs(10),
-            redis_timeout: Duration::from_secs(5),
         }
     }
 }

@@ -6,8 +6,8 @@ use std::io::{BufWriter, Write};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use super::record::Record;
-use super::ConsumeError;
+use super::TailError;
+use crate::record::Record;
 
 /// How a batch went: how many of its oldest events were handled (all of them unless
 /// stopped), and which of those were given up on.
@@ -52,7 +52,7 @@ impl Sink {
         events: &[Vec<u8>],
         malformed: &mut u64,
         stop: &dyn Fn() -> bool,
-    ) -> Result<Outcome, ConsumeError> {
+    ) -> Result<Outcome, TailError> {
         match self {
             Sink::Print { out, json, buf } => {
                 for e in events {
@@ -63,12 +63,12 @@ impl Sink {
                     if *json {
                         buf.clear();
                         r.write_json(buf);
-                        out.write_all(buf).map_err(ConsumeError::Output)?;
+                        out.write_all(buf).map_err(TailError::Output)?;
                     } else {
-                        r.write_text(out).map_err(ConsumeError::Output)?;
+                        r.write_text(out).map_err(TailError::Output)?;
                     }
                 }
-                out.flush().map_err(ConsumeError::Output)?;
+                out.flush().map_err(TailError::Output)?;
                 Ok(Outcome {
                     handled: events.len(),
                     dead: Vec::new(),
@@ -106,7 +106,7 @@ impl Exec {
         &self,
         input: &[u8],
         stop: &dyn Fn() -> bool,
-    ) -> Result<Option<bool>, ConsumeError> {
+    ) -> Result<Option<bool>, TailError> {
         let mut wait = self.backoff;
         for attempt in 0..=self.retries {
             if attempt > 0 {
@@ -133,8 +133,8 @@ impl Exec {
         Ok(Some(false))
     }
 
-    fn run(&self, input: &[u8]) -> Result<std::process::ExitStatus, ConsumeError> {
-        let err = |source| ConsumeError::Exec {
+    fn run(&self, input: &[u8]) -> Result<std::process::ExitStatus, TailError> {
+        let err = |source| TailError::Exec {
             command: self.command.clone(),
             source,
         };

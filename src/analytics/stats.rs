@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use super::keys::{day_of, minute_of, Keys, MINUTE};
-use super::AnalyticsConfig;
+use crate::config::AnalyticsConfig;
 
 /// Seconds of per-second history in a snapshot (the dashboard's chart).
 pub const SECONDS: i64 = 300;

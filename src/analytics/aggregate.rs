@@ -15,9 +15,9 @@ use redis::AsyncConnectionConfig;
 use tokio::sync::mpsc;
 
 use super::keys::{day_of, minute_of, Keys, DAY, MINUTE};
-use super::record::Record;
-use super::AnalyticsConfig;
+use crate::config::AnalyticsConfig;
 use crate::log::Batch;
+use crate::record::Record;
 
 /// Most batches merged into one Redis round trip when the aggregator is behind.
 const MERGE_BATCHES: usize = 16;

@@ -1,0 +1,45 @@
+//! The live analytics: the aggregator that runs inside `serve` and `relay` (fed by the
+//! shipper once Redis acknowledged a batch), and the two views of what it counts.
+//!
+//! - [`aggregate`]: shipped batches → counters and HyperLogLogs in Redis ([`keys`]).
+//! - [`stats`]: reads those aggregates back into a [`stats::Snapshot`].
+//! - [`top`], [`dashboard`]: the terminal and the browser views of a snapshot.
+
+pub mod aggregate;
+pub mod dashboard;
+pub mod keys;
+pub mod stats;
+pub mod top;
+
+use crate::config::{AnalyticsConfig, Config};
+use crate::ship::Tap;
+
+/// The channel from the shipper to the aggregator: the shipper's end goes to the
+/// pipeline, the other to [`start`]. Neither exists when `analytics.enabled` is false.
+pub fn tap(config: &AnalyticsConfig) -> (Option<Tap>, Option<Shipped>) {
+    if !config.enabled {
+        return (None, None);
+    }
+    let (tap, shipped) = tokio::sync::mpsc::channel(config.queue_batches.max(1));
+    (Some(tap), Some(shipped))
+}
+
+/// Batches Redis acknowledged, as the aggregator receives them.
+pub type Shipped = tokio::sync::mpsc::Receiver<std::sync::Arc<crate::log::Batch>>;
+
+/// Spawns the aggregator on the `shipped` batches (call inside a tokio runtime) and
+/// returns the dashboard's routes (empty when analytics are off).
+pub fn start(config: &Config, shipped: Option<Shipped>) -> Result<axum::Router, redis::RedisError> {
+    let Some(shipped) = shipped else {
+        return Ok(axum::Router::new());
+    };
+    let client = redis::Client::open(config.redis.as_str())?;
+    tokio::spawn(aggregate::run(
+        client.clone(),
+        config.analytics.clone(),
+        shipped,
+    ));
+    let state =
+        dashboard::DashboardState::new(client, config.analytics.clone(), config.http.key.clone());
+    Ok(dashboard::router(state))
+}
