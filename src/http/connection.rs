@@ -186,6 +186,9 @@ impl Connection {
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
             Err(_) => return false,
         }
+        if !in_request {
+            return self.wait_idle(timeout, stop).await;
+        }
         tokio::select! {
             read = tokio::time::timeout(timeout, self.stream.read_buf(&mut self.buf)) => match read {
                 Ok(Ok(0)) | Ok(Err(_)) => false,
@@ -201,6 +204,36 @@ impl Connection {
                 }
             },
             _ = stop, if !in_request => false,
+        }
+    }
+}
+
+impl Connection {
+    /// An idle keep-alive connection may wait long: it holds no buffers meanwhile
+    /// (thousands of idle connections would pin ~8 KiB each) and takes them again once
+    /// the socket is readable. Returns false when the connection is done.
+    async fn wait_idle(
+        &mut self,
+        timeout: Duration,
+        stop: &mut (impl Future<Output = ()> + Unpin),
+    ) -> bool {
+        (self.buf, self.out, self.record, self.answers) = Default::default();
+        tokio::select! {
+            ready = tokio::time::timeout(timeout, self.stream.readable()) => {
+                if !matches!(ready, Ok(Ok(()))) {
+                    return false;
+                }
+            }
+            _ = stop => return false,
+        }
+        self.buf.reserve(4096);
+        self.out.reserve(1024);
+        self.record.reserve(256);
+        match self.stream.try_read_buf(&mut self.buf) {
+            Ok(0) => false,
+            Ok(_) => true,
+            // Readiness can be spurious: the caller comes back here to wait again.
+            Err(e) => e.kind() == std::io::ErrorKind::WouldBlock,
         }
     }
 }

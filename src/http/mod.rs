@@ -10,6 +10,7 @@
 pub mod connection;
 pub mod request;
 pub mod response;
+mod trim;
 
 use std::io;
 use std::net::SocketAddr;
@@ -88,6 +89,7 @@ impl HttpServer {
             listeners.push(bind(local_addr)?);
         }
         let connections = Arc::new(AtomicUsize::new(0));
+        trim::watch(&connections);
         let mut handles = Vec::new();
         for (i, listener) in listeners.into_iter().enumerate() {
             let worker = Worker {

@@ -106,7 +106,7 @@ impl<S: Sink> Shipper<S> {
                 self.cache_position(pos);
                 return;
             }
-            if !last_was_full && !*drain.borrow() {
+            if !last_was_full && !*drain.borrow() && !self.config.linger.is_zero() {
                 // Under a steady trickle, wait a moment so that one Redis round trip
                 // carries many records instead of a few.
                 tokio::time::sleep(self.config.linger).await;
