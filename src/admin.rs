@@ -35,11 +35,17 @@ pub fn router(state: AdminState) -> Router {
 
 /// Ready while Redis is reachable and the backlog is under its threshold: a load
 /// balancer then sends hits elsewhere before this collector's disk fills.
+/// Also not ready while the local log cannot be trusted to be durable (a failed fsync).
+/// A full disk shows as `log_writable false` but does not fail readiness by itself:
+/// only hits find out that writing works again, and an unready collector gets none.
 async fn readyz(State(s): State<AdminState>) -> impl IntoResponse {
     let up = *s.shipper.redis_up.borrow();
     let backlog = s.log.backlog();
-    let body = format!("redis_up {up}\nbacklog_bytes {backlog}\n");
-    if up && backlog <= s.ready_backlog_bytes {
+    let (writable, durable) = (s.log.writable(), s.log.durable());
+    let body = format!(
+        "redis_up {up}\nbacklog_bytes {backlog}\nlog_writable {writable}\nlog_durable {durable}\n"
+    );
+    if up && durable && backlog <= s.ready_backlog_bytes {
         (StatusCode::OK, body)
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, body)

@@ -20,6 +20,14 @@ pub struct Metrics {
     /// Records deleted unshipped by the `drop-oldest` policy.
     pub dropped_records: Counter,
     pub redis_errors: Counter,
+    /// Records that could not be written to the local log (a full or read-only disk).
+    pub log_write_errors: Counter,
+    /// `fdatasync` calls on the local log that failed.
+    pub fsync_failures: Counter,
+    /// Batches Redis refused (nothing applied; retried with backoff).
+    pub ship_refused_batches: Counter,
+    /// Records moved to a `{key}:dead` list because their list could not take them.
+    pub dead_lettered_records: Counter,
     /// 1 while the shipper has a working Redis connection.
     pub redis_up: Gauge,
     /// Seconds from reading a batch off the log to Redis acknowledging it.
@@ -29,6 +37,10 @@ pub struct Metrics {
     pub rejected_uri_too_long: Counter,
     pub rejected_header_too_large: Counter,
     pub rejected_bad_request: Counter,
+    pub rejected_payload_too_large: Counter,
+    pub rejected_not_implemented: Counter,
+    pub rejected_version: Counter,
+    pub rejected_send_timeout: Counter,
     pub rejected_log_full: Counter,
     pub rejected_log_error: Counter,
     pub rejected_timeout: Counter,
@@ -70,6 +82,10 @@ pub fn metrics() -> &'static Metrics {
             backlog_bytes: gauge!("pixelpipe_backlog_bytes"),
             dropped_records: counter!("pixelpipe_dropped_records_total"),
             redis_errors: counter!("pixelpipe_redis_errors_total"),
+            log_write_errors: counter!("pixelpipe_log_write_errors_total"),
+            fsync_failures: counter!("pixelpipe_log_fsync_failures_total"),
+            ship_refused_batches: counter!("pixelpipe_ship_refused_batches_total"),
+            dead_lettered_records: counter!("pixelpipe_dead_lettered_records_total"),
             redis_up: gauge!("pixelpipe_redis_up"),
             ship_seconds: histogram!("pixelpipe_ship_batch_seconds"),
             rejected_not_found: rejected("not_found"),
@@ -77,6 +93,10 @@ pub fn metrics() -> &'static Metrics {
             rejected_uri_too_long: rejected("uri_too_long"),
             rejected_header_too_large: rejected("header_too_large"),
             rejected_bad_request: rejected("bad_request"),
+            rejected_payload_too_large: rejected("payload_too_large"),
+            rejected_not_implemented: rejected("not_implemented"),
+            rejected_version: rejected("version_not_supported"),
+            rejected_send_timeout: rejected("send_timeout"),
             rejected_log_full: rejected("log_full"),
             rejected_log_error: rejected("log_error"),
             rejected_timeout: rejected("timeout"),

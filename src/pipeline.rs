@@ -9,10 +9,11 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::config::{Config, FsyncPolicy};
+use crate::config::Config;
 use crate::log::{Log, LogError};
 use crate::ship::position::{self, PositionFile};
 use crate::ship::redis_list::RedisList;
+use crate::ship::sink::RefusedPolicy;
 use crate::ship::{redact, Shipper, ShipperStatus, Tap};
 
 #[derive(Debug, thiserror::Error)]
@@ -42,15 +43,24 @@ pub struct Pipeline {
 
 impl Pipeline {
     /// Opens the log (recovering it after a crash) and starts shipping. Call inside a
-    /// tokio runtime. `tap` receives every batch Redis acknowledged.
-    pub fn start(config: &Config, tap: Option<Tap>) -> Result<Pipeline, PipelineError> {
+    /// tokio runtime. `tap` receives every batch Redis acknowledged; `refused` says what
+    /// happens to records of a list Redis cannot push to.
+    pub fn start(
+        config: &Config,
+        tap: Option<Tap>,
+        refused: RefusedPolicy,
+    ) -> Result<Pipeline, PipelineError> {
         let dir = &config.data_dir;
         let io_err = |source| PipelineError::DataDir {
             path: dir.clone(),
             source,
         };
         std::fs::create_dir_all(dir).map_err(io_err)?;
-        let lock = File::create(dir.join("lock")).map_err(io_err)?;
+        // One process per data folder: `flock` on the folder itself. A lock file could be
+        // deleted (or the folder cleaned) under a running process, and a second process
+        // would then lock a new file and open the same log; the folder cannot be replaced
+        // while it holds the log.
+        let lock = File::open(dir).map_err(io_err)?;
         if lock.try_lock().is_err() {
             return Err(PipelineError::Locked(dir.clone()));
         }
@@ -66,6 +76,7 @@ impl Pipeline {
             client,
             format!("pixelpipe:shipped:{id}"),
             config.ship.redis_timeout,
+            refused,
         );
         let (shipper, status) = Shipper::new(
             log.clone(),
@@ -77,9 +88,6 @@ impl Pipeline {
         );
         let (drain, drain_rx) = watch::channel(false);
         let shipper = tokio::spawn(shipper.run(drain_rx));
-        if config.log.fsync == FsyncPolicy::Interval {
-            tokio::spawn(sync_every(Arc::downgrade(&log), config.log.fsync_interval));
-        }
         tracing::info!(
             log = %log.dir().display(),
             instance = %id,
@@ -121,18 +129,5 @@ impl Pipeline {
             tracing::warn!(error = %e, "final fsync of the local log failed");
         }
         left
-    }
-}
-
-async fn sync_every(log: std::sync::Weak<Log>, every: Duration) {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let Some(log) = log.upgrade() else { return };
-        let result = tokio::task::spawn_blocking(move || log.sync()).await;
-        if let Ok(Err(e)) = result {
-            tracing::warn!(error = %e, "fsync of the local log failed");
-        }
     }
 }

@@ -49,6 +49,36 @@ fn bad_values_are_errors_naming_the_field() {
 
     let err = fails(&["--config", "/nonexistent/pixelpipe.toml", "serve"], &[]);
     assert!(err.contains("/nonexistent/pixelpipe.toml"), "{err}");
+
+    // Each check names its own field (issue 10), and a size that would overflow is an error.
+    for (var, value, field) in [
+        (
+            "PIXELPIPE_LOG__SEGMENT_BYTES",
+            "18446744073709551615",
+            "log.segment_bytes",
+        ),
+        ("PIXELPIPE_SHIP__BATCH_BYTES", "0", "ship.batch_bytes"),
+        ("PIXELPIPE_SHIP__BATCH_RECORDS", "0", "ship.batch_records"),
+        (
+            "PIXELPIPE_ANALYTICS__MINUTE_RETENTION",
+            "10m",
+            "analytics.minute_retention",
+        ),
+        (
+            "PIXELPIPE_ANALYTICS__SECOND_RETENTION",
+            "10s",
+            "analytics.second_retention",
+        ),
+        (
+            "PIXELPIPE_HTTP__MAX_HEADER_LINE",
+            "10",
+            "http.max_header_line",
+        ),
+        ("PIXELPIPE_RELAY__KEY_PATTERN", "(", "relay.key_pattern"),
+    ] {
+        let err = fails(&["serve"], &[(var, value)]);
+        assert!(err.contains(field), "{var}={value}: {err}");
+    }
 }
 
 #[test]

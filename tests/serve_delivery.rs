@@ -356,7 +356,7 @@ fn metrics_count_what_happened() {
 }
 
 #[test]
-fn a_key_of_the_wrong_type_is_reported_and_does_not_stall_shipping() {
+fn a_key_of_the_wrong_type_is_reported_and_its_records_are_held_until_fixed() {
     let dir = tempfile::tempdir().unwrap();
     let redis = Redis::start();
     redis::cmd("SET")
@@ -367,21 +367,18 @@ fn a_key_of_the_wrong_type_is_reported_and_does_not_stall_shipping() {
     let addr = listen_addr();
     let server = serve(&dir.path().join("data"), &redis.url(), addr, &[]);
     assert_eq!(hit_ids(addr, 0..3, 1).len(), 3);
-    wait_until(
-        "the refusal, and the position past it",
-        Duration::from_secs(10),
-        || {
-            server.stderr().contains("WRONGTYPE")
-                && server.metric("pixelpipe_backlog_bytes", "") == 0.0
-        },
-    );
+    wait_until("the refusal", Duration::from_secs(10), || {
+        server.stderr().contains("WRONGTYPE")
+    });
+    // Held, not skipped (issue 9; tests/serve_edges.rs has the full story).
+    assert!(server.metric("pixelpipe_backlog_bytes", "") > 0.0);
     redis::cmd("DEL")
         .arg("pixel")
         .query::<()>(&mut redis.conn())
         .unwrap();
     assert_eq!(hit_ids(addr, 3..5, 1).len(), 2);
-    wait_until("the later records", Duration::from_secs(10), || {
-        redis.llen("pixel") == 2
+    wait_until("every record", Duration::from_secs(10), || {
+        redis.llen("pixel") == 5
     });
-    assert_eq!(ids_of(&redis.list_oldest_first("pixel")), [3, 4]);
+    assert_eq!(ids_of(&redis.list_oldest_first("pixel")), [0, 1, 2, 3, 4]);
 }

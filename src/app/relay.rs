@@ -12,8 +12,10 @@ use crate::admin::{self, AdminState};
 use crate::analytics;
 use crate::config::Config;
 use crate::pipeline::{Pipeline, PipelineError};
+use crate::relay::key::KeyGuard;
 use crate::relay::route::{RouteError, Router};
 use crate::relay::{self, RelayError, Sources};
+use crate::ship::sink::RefusedPolicy;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RelayAppError {
@@ -48,7 +50,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             tracing::warn!(error = %e, "cannot handle SIGHUP; file destinations will not be reopened")
         })
         .ok();
-    let router = Arc::new(Router::new(&config.relay.effective_routes())?);
+    let keys = KeyGuard::new(&config.relay.key_pattern, &config.analytics.prefix)
+        .map_err(|e| RouteError::KeyPattern(e.to_string()))?;
+    let router = Arc::new(Router::new(&config.relay.effective_routes(), keys)?);
     // Sockets are bound before anything else starts, so that a source that cannot listen
     // stops the relay before it opens the log.
     let bound = relay::bind_all(&config.relay.sources)?;
@@ -57,7 +61,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         e
     };
     let (tap, shipped) = analytics::tap(&config.analytics);
-    let pipeline = Pipeline::start(&config, tap)
+    // Keys come from senders: one that Redis refuses must not hold up the others.
+    let pipeline = Pipeline::start(&config, tap, RefusedPolicy::DeadLetter)
         .map_err(RelayAppError::from)
         .map_err(cleanup)?;
     let dashboard = analytics::start(&config, shipped)

@@ -12,6 +12,7 @@ use crate::analytics;
 use crate::config::Config;
 use crate::http::{HttpError, HttpServer};
 use crate::pipeline::{Pipeline, PipelineError};
+use crate::ship::sink::RefusedPolicy;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -33,7 +34,8 @@ pub enum ServeError {
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
     let prometheus = crate::metrics::install();
     let (tap, shipped) = analytics::tap(&config.analytics);
-    let pipeline = Pipeline::start(&config, tap)?;
+    // One key, chosen by the operator: records Redis refuses are held until it is fixed.
+    let pipeline = Pipeline::start(&config, tap, RefusedPolicy::Hold)?;
     let dashboard = analytics::start(&config, shipped).map_err(ServeError::Analytics)?;
     let (stop, stopped) = watch::channel(false);
     let admin_state = AdminState {

@@ -18,7 +18,10 @@ pub struct HttpConfig {
     pub format: String,
     /// Longest accepted request line (method, target, version); longer → 414.
     pub max_request_line: usize,
-    /// Longest accepted request head (request line and headers); longer → 431.
+    /// Longest accepted header line (nginx: `large_client_header_buffers` 8k); longer → 400.
+    pub max_header_line: usize,
+    /// Longest accepted request head (request line and headers; nginx: four 8k buffers);
+    /// longer → 400. The number of headers is not limited otherwise.
     pub max_header_bytes: usize,
     /// A request head must arrive within this time once its first byte came.
     #[serde(with = "humantime_serde")]
@@ -26,10 +29,18 @@ pub struct HttpConfig {
     /// A keep-alive connection with no request for this long is closed.
     #[serde(with = "humantime_serde")]
     pub idle_timeout: Duration,
+    /// An answer the client does not take (stops reading) for this long closes the
+    /// connection (nginx's `send_timeout`).
+    #[serde(with = "humantime_serde")]
+    pub send_timeout: Duration,
     /// Connections beyond this many are accepted and closed at once.
     pub max_connections: usize,
     /// Threads that accept and serve; 0 means one per core.
     pub workers: usize,
+    /// Let other processes listen on the same address (`SO_REUSEPORT` across processes,
+    /// e.g. a new pixelpipe taking over from an old one). Off: a port already in use is a
+    /// start-up error, so a second instance cannot silently take half the traffic.
+    pub reuse_port: bool,
 }
 
 impl Default for HttpConfig {
@@ -40,11 +51,14 @@ impl Default for HttpConfig {
             key: "pixel".into(),
             format: "$msec,$args".into(),
             max_request_line: 8 * 1024,
-            max_header_bytes: 16 * 1024,
+            max_header_line: 8 * 1024,
+            max_header_bytes: 32 * 1024,
             header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
+            send_timeout: Duration::from_secs(60),
             max_connections: 10_000,
             workers: 0,
+            reuse_port: false,
         }
     }
 }

@@ -114,10 +114,18 @@ impl Config {
                 "must be at least 64 bytes",
             ));
         }
-        if self.http.max_header_bytes < self.http.max_request_line {
+        if self.http.max_header_line < 64 {
+            return Err(ConfigError::invalid(
+                "http.max_header_line",
+                "must be at least 64 bytes",
+            ));
+        }
+        if self.http.max_header_bytes < self.http.max_request_line
+            || self.http.max_header_bytes < self.http.max_header_line
+        {
             return Err(ConfigError::invalid(
                 "http.max_header_bytes",
-                "must be at least http.max_request_line",
+                "must be at least http.max_request_line and http.max_header_line",
             ));
         }
         if self.http.max_connections == 0 {
@@ -129,14 +137,21 @@ impl Config {
                 "must be at least 4096",
             ));
         }
-        if self.log.max_bytes < self.log.segment_bytes * 2 {
+        // A segment size near the integer's limit must be an error, not wrap.
+        let Some(two_segments) = self.log.segment_bytes.checked_mul(2) else {
+            return Err(ConfigError::invalid("log.segment_bytes", "too large"));
+        };
+        if self.log.max_bytes < two_segments {
             return Err(ConfigError::invalid(
                 "log.max_bytes",
                 "must be at least twice log.segment_bytes",
             ));
         }
-        if self.ship.batch_records == 0 || self.ship.batch_bytes == 0 {
+        if self.ship.batch_records == 0 {
             return Err(ConfigError::invalid("ship.batch_records", "must be > 0"));
+        }
+        if self.ship.batch_bytes == 0 {
+            return Err(ConfigError::invalid("ship.batch_bytes", "must be > 0"));
         }
         redis::Client::open(self.redis.as_str())
             .map_err(|e| ConfigError::invalid("redis", e.to_string()))?;

@@ -32,6 +32,9 @@ use crate::template::syslog as template;
 /// The file line syslog-ng writes by default (its `file()` destination's template).
 pub const DEFAULT_FILE_TEMPLATE: &str = "${DATE} ${HOST} ${MSGHDR}${MESSAGE}";
 
+/// The names programs have: letters, digits, `_`, `.`, `-`, at most 64 bytes.
+pub const DEFAULT_KEY_PATTERN: &str = "^[A-Za-z0-9_.-]{1,64}$";
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RelayConfig {
@@ -46,6 +49,9 @@ pub struct RelayConfig {
     /// For the original routes: the Redis list and the record.
     pub redis_key: String,
     pub redis_value: String,
+    /// A Redis key rendered from message fields must match this (a regular expression);
+    /// pixelpipe's own keys are refused whatever it says (see `relay/key.rs`).
+    pub key_pattern: String,
 }
 
 impl Default for RelayConfig {
@@ -57,6 +63,7 @@ impl Default for RelayConfig {
             other_template: DEFAULT_FILE_TEMPLATE.into(),
             redis_key: "${PROGRAM}".into(),
             redis_value: "${MESSAGE}".into(),
+            key_pattern: DEFAULT_KEY_PATTERN.into(),
         }
     }
 }
@@ -115,13 +122,21 @@ pub struct UdpSource {
 #[serde(deny_unknown_fields)]
 pub struct TcpSource {
     pub address: SocketAddr,
-    /// Longest message: an over-long line is truncated (and counted), an over-long
-    /// octet count closes the connection.
+    /// Longest message: an over-long message (line or octet-counted frame) is truncated
+    /// to it and counted; the rest of it is skipped and the connection kept.
     #[serde(default = "default_max_message")]
     pub max_message_bytes: usize,
     /// Connections beyond this many are accepted and closed at once (and counted).
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// Connections from one address beyond this many are closed at once (and counted), so
+    /// that one peer cannot take every slot.
+    #[serde(default = "default_max_connections_per_peer")]
+    pub max_connections_per_peer: usize,
+    /// A connection that sends nothing for this long is closed: an idle syslog
+    /// connection is legal, but not forever.
+    #[serde(default = "default_tcp_idle_timeout", with = "humantime_serde")]
+    pub idle_timeout: std::time::Duration,
     /// Syslog over TLS (RFC 5425, port 6514 by convention) instead of plain TCP.
     #[serde(default)]
     pub tls: Option<TlsFiles>,
@@ -152,6 +167,14 @@ fn default_max_message() -> usize {
 }
 fn default_max_connections() -> usize {
     1024
+}
+
+fn default_max_connections_per_peer() -> usize {
+    32
+}
+
+fn default_tcp_idle_timeout() -> std::time::Duration {
+    std::time::Duration::from_secs(600)
 }
 
 impl UnixSource {
@@ -189,6 +212,8 @@ impl TcpSource {
             address,
             max_message_bytes: default_max_message(),
             max_connections: default_max_connections(),
+            max_connections_per_peer: default_max_connections_per_peer(),
+            idle_timeout: default_tcp_idle_timeout(),
             tls: None,
         }
     }
@@ -292,6 +317,8 @@ impl RelayConfig {
     /// Checks what serde cannot, naming the field at fault. Templates are compiled here
     /// once to find errors at start-up (and again, once, when the relay starts).
     pub fn validate(&self) -> Result<(), ConfigError> {
+        regex::bytes::Regex::new(&self.key_pattern)
+            .map_err(|e| ConfigError::invalid("relay.key_pattern", e.to_string()))?;
         for (i, source) in self.sources.iter().enumerate() {
             match source {
                 SourceConfig::Unix(u) => {
@@ -330,6 +357,18 @@ impl RelayConfig {
                     return Err(ConfigError::invalid(
                         "relay.sources",
                         format!("[{i}].max_connections: must be > 0"),
+                    ));
+                }
+                SourceConfig::Tcp(t) if t.max_connections_per_peer == 0 => {
+                    return Err(ConfigError::invalid(
+                        "relay.sources",
+                        format!("[{i}].max_connections_per_peer: must be > 0"),
+                    ));
+                }
+                SourceConfig::Tcp(t) if t.idle_timeout.is_zero() => {
+                    return Err(ConfigError::invalid(
+                        "relay.sources",
+                        format!("[{i}].idle_timeout: must be > 0"),
                     ));
                 }
                 _ => {}

@@ -11,7 +11,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use super::request::{self, Parsed, Request};
-use super::response::Reply;
+use super::response::{self, Reply};
 use super::Endpoint;
 use crate::log::{Appender, LogError, Ticket};
 use crate::metrics::metrics;
@@ -34,6 +34,7 @@ pub async fn serve(
         record: Vec::with_capacity(256),
         answers: Vec::new(),
         request_started: None,
+        continued: false,
     };
     // Made once per connection, not per wait: registering with the shared shutdown
     // signal on every keep-alive round trip costs more than the rest of the wait.
@@ -90,6 +91,8 @@ struct Connection {
     /// When the first byte of the request being read arrived: the header timeout runs
     /// from there, so a client trickling a byte at a time cannot hold the connection.
     request_started: Option<Instant>,
+    /// Whether the request being read was sent its `100 Continue` already.
+    continued: bool,
 }
 
 impl Connection {
@@ -103,6 +106,10 @@ impl Connection {
             match request::parse(&self.buf[start..], &mut headers, self.endpoint.limits) {
                 Parsed::Request(req, len) => {
                     start += len;
+                    if req.expect_continue && !self.continued {
+                        self.answers.push((Reply::Continue, false, None));
+                    }
+                    self.continued = false;
                     if !req.keep_alive {
                         end = End::Close;
                     }
@@ -117,7 +124,15 @@ impl Connection {
                     );
                     self.answers.push((reply, !head, ticket));
                 }
-                Parsed::Partial => break,
+                Parsed::Partial { expect_continue } => {
+                    // The client waits for this before it sends the body: it goes out now,
+                    // after the answers to the requests before it.
+                    if expect_continue && !self.continued {
+                        self.continued = true;
+                        self.answers.push((Reply::Continue, false, None));
+                    }
+                    break;
+                }
                 Parsed::Invalid(reply) => {
                     count_rejected(reply);
                     self.answers.push((reply, true, None));
@@ -136,29 +151,45 @@ impl Connection {
     /// not be), then writes every answer with one write.
     async fn write_answers(&mut self, end: End, now: SystemTime) -> std::io::Result<()> {
         let mut hits = 0;
-        for (i, (reply, with_body, ticket)) in self.answers.drain(..).enumerate() {
+        for (reply, with_body, ticket) in self.answers.drain(..) {
             let reply = match ticket {
                 Some(t) => match t.wait().await {
                     Ok(()) => {
                         hits += 1;
                         reply
                     }
-                    Err(e) => {
-                        if i == 0 {
-                            tracing::error!(error = %e, "answering 503: the record could not be logged");
-                        }
+                    // Said by the log once per change of state, not per group.
+                    Err(_) => {
                         metrics().rejected_log_error.increment(1);
                         Reply::ServiceUnavailable
                     }
                 },
                 None => reply,
             };
+            if reply == Reply::Continue {
+                self.out.extend_from_slice(response::CONTINUE);
+                continue;
+            }
             reply.write(&mut self.out, end == End::KeepAlive, with_body, now);
         }
         metrics().hits.increment(hits);
-        let written = self.stream.write_all(&self.out).await;
+        let written = self.send_out().await;
         self.out.clear();
         written
+    }
+
+    /// Writes `out` within `send_timeout` (nginx's `send_timeout`): a client that stops
+    /// reading cannot hold its connection, and its slot, forever.
+    async fn send_out(&mut self) -> std::io::Result<()> {
+        match tokio::time::timeout(self.endpoint.send_timeout, self.stream.write_all(&self.out))
+            .await
+        {
+            Ok(written) => written,
+            Err(_elapsed) => {
+                metrics().rejected_send_timeout.increment(1);
+                Err(std::io::ErrorKind::TimedOut.into())
+            }
+        }
     }
 
     /// Reads more of the next request: a started request has `header_timeout` to
@@ -198,7 +229,7 @@ impl Connection {
                         metrics().rejected_timeout.increment(1);
                         self.out.clear();
                         Reply::RequestTimeout.write(&mut self.out, false, true, SystemTime::now());
-                        let _ = self.stream.write_all(&self.out).await;
+                        let _ = self.send_out().await;
                     }
                     false
                 }
@@ -262,11 +293,8 @@ fn route(
     appender: &Appender,
     record: &mut Vec<u8>,
 ) -> (Reply, Option<Ticket>) {
-    let path = match req.target.iter().position(|&b| b == b'?') {
-        Some(i) => &req.target[..i],
-        None => req.target,
-    };
-    if path != endpoint.path.as_bytes() {
+    // The path decoded and normalised (`/pixel%2Egif`, `//pixel.gif`), as nginx matches it.
+    if *req.path != *endpoint.path.as_bytes() {
         metrics().rejected_not_found.increment(1);
         return (Reply::NotFound, None);
     }
@@ -301,6 +329,10 @@ fn count_rejected(reply: Reply) {
     match reply {
         Reply::UriTooLong => m.rejected_uri_too_long.increment(1),
         Reply::HeaderTooLarge => m.rejected_header_too_large.increment(1),
+        Reply::PayloadTooLarge => m.rejected_payload_too_large.increment(1),
+        Reply::NotImplemented => m.rejected_not_implemented.increment(1),
+        Reply::VersionNotSupported => m.rejected_version.increment(1),
+        Reply::MethodNotAllowed => m.rejected_method.increment(1),
         _ => m.rejected_bad_request.increment(1),
     }
 }

@@ -7,6 +7,7 @@
 //! write. Each worker thread runs its own single-threaded runtime on its own
 //! `SO_REUSEPORT` listener, as nginx runs its workers, so hits never cross threads.
 
+pub mod body;
 pub mod connection;
 pub mod request;
 pub mod response;
@@ -33,6 +34,8 @@ use crate::template::http::{self as template, Template};
 pub enum HttpError {
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: io::Error },
+    #[error("cannot listen on {0}: another process listens there (a second pixelpipe?); set http.reuse_port = true to share the port on purpose")]
+    InUse(SocketAddr),
     #[error("bad record format: {0}")]
     Template(#[from] template::TemplateError),
     #[error("cannot start a worker thread: {0}")]
@@ -47,6 +50,7 @@ pub struct Endpoint {
     pub limits: request::Limits,
     pub header_timeout: Duration,
     pub idle_timeout: Duration,
+    pub send_timeout: Duration,
 }
 
 pub struct HttpServer {
@@ -68,15 +72,24 @@ impl HttpServer {
             template: template::compile(&config.format)?,
             limits: request::Limits {
                 max_request_line: config.max_request_line,
+                max_header_line: config.max_header_line,
                 max_header_bytes: config.max_header_bytes,
+                max_body: request::MAX_BODY,
             },
             header_timeout: config.header_timeout,
             idle_timeout: config.idle_timeout,
+            send_timeout: config.send_timeout,
         });
         let workers = match config.workers {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         };
+        // Our workers share the port through SO_REUSEPORT, which would also let us bind
+        // silently next to another process and take half its traffic: unless sharing is
+        // asked for, first make sure nobody listens there.
+        if !config.reuse_port && config.listen.port() != 0 {
+            refuse_if_in_use(config.listen)?;
+        }
         // Bind the first listener, then the others to the address it got (the port may
         // have been 0).
         let first = bind(config.listen)?;
@@ -116,6 +129,19 @@ impl HttpServer {
         for w in self.workers {
             let _ = w.join();
         }
+    }
+}
+
+/// Binds `addr` without SO_REUSEPORT (and lets go at once): that fails if any process
+/// listens there, whatever its options.
+fn refuse_if_in_use(addr: SocketAddr) -> Result<(), HttpError> {
+    let err = |source| HttpError::Bind { addr, source };
+    let probe = Socket::new(Domain::for_address(addr), Type::STREAM, None).map_err(err)?;
+    probe.set_reuse_address(true).map_err(err)?;
+    match probe.bind(&addr.into()) {
+        Err(e) if e.kind() == io::ErrorKind::AddrInUse => Err(HttpError::InUse(addr)),
+        Err(e) => Err(err(e)),
+        Ok(()) => Ok(()),
     }
 }
 

@@ -27,10 +27,17 @@ pub enum Reply {
     RequestTimeout,
     PayloadTooLarge,
     UriTooLong,
+    /// A header line or the whole head over its limit: 400, as nginx answers it.
     HeaderTooLarge,
     NotImplemented,
     ServiceUnavailable,
+    VersionNotSupported,
+    /// `100 Continue` (written as [`CONTINUE`], not by [`Reply::write`]).
+    Continue,
 }
+
+/// The interim answer to `Expect: 100-continue`.
+pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
 impl Reply {
     fn status_line(self) -> &'static [u8] {
@@ -42,9 +49,11 @@ impl Reply {
             Reply::RequestTimeout => b"HTTP/1.1 408 Request Timeout\r\n",
             Reply::PayloadTooLarge => b"HTTP/1.1 413 Content Too Large\r\n",
             Reply::UriTooLong => b"HTTP/1.1 414 URI Too Long\r\n",
-            Reply::HeaderTooLarge => b"HTTP/1.1 431 Request Header Fields Too Large\r\n",
+            Reply::HeaderTooLarge => b"HTTP/1.1 400 Bad Request\r\n",
             Reply::NotImplemented => b"HTTP/1.1 501 Not Implemented\r\n",
             Reply::ServiceUnavailable => b"HTTP/1.1 503 Service Unavailable\r\n",
+            Reply::VersionNotSupported => b"HTTP/1.1 505 HTTP Version Not Supported\r\n",
+            Reply::Continue => b"HTTP/1.1 100 Continue\r\n",
         }
     }
 
@@ -57,9 +66,11 @@ impl Reply {
             Reply::RequestTimeout => b"request timeout\n",
             Reply::PayloadTooLarge => b"request body too large\n",
             Reply::UriTooLong => b"request line too long\n",
-            Reply::HeaderTooLarge => b"request header too large\n",
+            Reply::HeaderTooLarge => b"request header or cookie too large\n",
             Reply::NotImplemented => b"not implemented\n",
             Reply::ServiceUnavailable => b"unavailable: the local log is full or failing\n",
+            Reply::VersionNotSupported => b"HTTP version not supported\n",
+            Reply::Continue => b"",
         }
     }
 

@@ -153,7 +153,12 @@ async fn flush_loop(shared: Weak<Shared>, wake: Arc<Notify>) {
                     &mut *s.pending.lock().unwrap_or_else(|e| e.into_inner()),
                     Group::new(),
                 );
-                let result = s.log.write(&group.buf, group.records);
+                // Under `fsync = always` the group waits here for its sync (on the sync
+                // thread); appends meanwhile gather into the next group.
+                let result = match s.log.write(&group.buf, group.records) {
+                    Ok(end) => s.log.wait_durable(end).await,
+                    Err(e) => Err(e),
+                };
                 group.done.finish(result);
                 continue;
             }

@@ -2,57 +2,18 @@
 //! line. Reads without writing, so it is safe while `serve` or `relay` is running (a
 //! record still being written is simply not printed yet).
 
-use std::fs::File;
-use std::io::{self, BufReader, Read, Write};
+use std::io::{self, Write};
 use std::path::Path;
 use std::time::Duration;
 
-use super::entry::{self, Decoded};
-use super::segment;
+use super::follow::Follower;
 
 /// Prints every record in `dir`, oldest first, as `value` (or `key<TAB>value`), then with
-/// `follow` keeps printing new ones as they are written.
+/// `follow` keeps printing new ones as they are written (reading only what is new).
 pub fn print(dir: &Path, out: &mut impl Write, with_key: bool, follow: bool) -> io::Result<()> {
-    let mut printed_upto: Option<(u64, usize)> = None; // (segment base, bytes consumed)
+    let mut follower = Follower::new(dir);
     loop {
-        let bases = match segment::list(dir) {
-            Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(io::Error::new(
-                    e.kind(),
-                    format!("no local log at {}", dir.display()),
-                ))
-            }
-            Err(e) => return Err(e),
-        };
-        for base in bases {
-            let skip = match printed_upto {
-                Some((b, _)) if base < b => continue,
-                Some((b, n)) if base == b => n,
-                _ => 0,
-            };
-            let data = match File::open(segment::path(dir, base)) {
-                Ok(f) => {
-                    let mut data = Vec::new();
-                    BufReader::new(f).read_to_end(&mut data)?;
-                    data
-                }
-                // Deleted after shipping since we listed it.
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(e),
-            };
-            let mut at = skip.min(data.len());
-            while let Decoded::Entry(e, n) = entry::decode(&data[at..]) {
-                if with_key {
-                    out.write_all(e.key)?;
-                    out.write_all(b"\t")?;
-                }
-                out.write_all(e.value)?;
-                out.write_all(b"\n")?;
-                at += n;
-            }
-            printed_upto = Some((base, at));
-        }
+        follower.poll(out, with_key)?;
         out.flush()?;
         if !follow {
             return Ok(());
@@ -64,6 +25,7 @@ pub fn print(dir: &Path, out: &mut impl Write, with_key: bool, follow: bool) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::log::{entry, segment};
 
     #[test]
     fn prints_values_one_a_line_and_stops_before_a_torn_tail() {

@@ -7,8 +7,9 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Local};
 
+use super::key::KeyRejection;
 use super::metrics::SourceMetrics;
-use super::route::{Destination, Router};
+use super::route::{Destination, Route, Router};
 use crate::log::{Appender, LogError, Ticket};
 use crate::syslog::parse;
 use crate::template::syslog::Record;
@@ -39,6 +40,30 @@ struct Tally {
     to_redis: u64,
     to_file: u64,
     unrouted: u64,
+}
+
+/// Appends the file route's line for `record` to `lines`: one message, one line, whatever
+/// its text holds.
+fn write_line(route: &Route, record: &Record<'_>, lines: &mut Vec<u8>) {
+    let Destination::File { template, .. } = &route.destination else {
+        return;
+    };
+    let start = lines.len();
+    template.render(record, lines);
+    for b in &mut lines[start..] {
+        if *b == b'\n' {
+            *b = b' ';
+        }
+    }
+    lines.push(b'\n');
+}
+
+fn count_refused(m: &SourceMetrics, why: KeyRejection) {
+    match why {
+        KeyRejection::Empty => m.refused_key_empty.increment(1),
+        KeyRejection::Pattern => m.refused_key_pattern.increment(1),
+        KeyRejection::Reserved => m.refused_key_reserved.increment(1),
+    }
 }
 
 impl Ingest {
@@ -96,37 +121,42 @@ impl Ingest {
         let mut ticket = None;
         let (key, value, file_lines) = (&mut self.key, &mut self.value, &mut self.file_lines);
         let appender = &self.appender;
-        let matched = self
-            .router
-            .each_match(&message, |i, route| match &route.destination {
-                Destination::Redis { key: k, value: v } => {
-                    key.clear();
-                    value.clear();
-                    k.render(&record, key);
-                    v.render(&record, value);
-                    match appender.append(key, value) {
-                        Ok(t) => {
-                            tally.to_redis += 1;
-                            ticket = Some(t);
+        let router = &self.router;
+        let matched = router.each_match(&message, |i, route| match &route.destination {
+            Destination::Redis {
+                key: k,
+                value: v,
+                guarded,
+            } => {
+                key.clear();
+                k.render(&record, key);
+                if *guarded {
+                    if let Err(why) = router.keys.check(key) {
+                        // Not a key this sender may write to: the file route takes it.
+                        count_refused(m, why);
+                        if let Some(f) = router.refused_key_route {
+                            write_line(&router.routes[f], &record, &mut file_lines[f]);
+                            tally.to_file += 1;
                         }
-                        Err(LogError::Full { .. }) => m.dropped_log_full.increment(1),
-                        Err(_) => m.dropped_too_large.increment(1),
+                        return;
                     }
                 }
-                Destination::File { template, .. } => {
-                    let lines = &mut file_lines[i];
-                    let start = lines.len();
-                    template.render(&record, lines);
-                    // One message, one line, whatever its text holds.
-                    for b in &mut lines[start..] {
-                        if *b == b'\n' {
-                            *b = b' ';
-                        }
+                value.clear();
+                v.render(&record, value);
+                match appender.append(key, value) {
+                    Ok(t) => {
+                        tally.to_redis += 1;
+                        ticket = Some(t);
                     }
-                    lines.push(b'\n');
-                    tally.to_file += 1;
+                    Err(LogError::Full { .. }) => m.dropped_log_full.increment(1),
+                    Err(_) => m.dropped_too_large.increment(1),
                 }
-            });
+            }
+            Destination::File { .. } => {
+                write_line(route, &record, &mut file_lines[i]);
+                tally.to_file += 1;
+            }
+        });
         if matched == 0 {
             tally.unrouted += 1;
         }
@@ -155,14 +185,14 @@ impl Ingest {
                 continue;
             }
             if let Destination::File { sink, .. } = &route.destination {
-                if !sink.write(lines) {
-                    let n = lines.iter().filter(|&&b| b == b'\n').count();
+                // Handed to the file's writer thread (the buffer goes with it), so that a
+                // stuck file never stalls this source; a full queue drops the batch.
+                let n = lines.iter().filter(|&&b| b == b'\n').count();
+                if !sink.write(lines, &self.metrics.file_errors) {
                     self.metrics.file_errors.increment(n as u64);
                 }
             }
             lines.clear();
-            // A burst of huge lines must not pin its memory forever.
-            lines.shrink_to(64 * 1024);
         }
     }
 }

@@ -13,7 +13,7 @@ pub struct SourceMetrics {
     pub malformed: Counter,
     /// Over-long lines cut to the maximum message size.
     pub truncated: Counter,
-    /// Connections closed for a bad octet count.
+    /// Connections closed for a bad octet count (one that is not a number).
     pub framing_errors: Counter,
     /// Messages no route took.
     pub unrouted: Counter,
@@ -26,6 +26,12 @@ pub struct SourceMetrics {
     /// Records larger than the local log accepts.
     pub dropped_too_large: Counter,
     pub rejected_connections: Counter,
+    /// TCP connections closed after `idle_timeout` without a byte.
+    pub idle_closed: Counter,
+    /// Keys refused by `relay.key_pattern` or as pixelpipe's own, by reason.
+    pub refused_key_empty: Counter,
+    pub refused_key_pattern: Counter,
+    pub refused_key_reserved: Counter,
     /// TLS handshakes that failed or timed out.
     pub tls_failures: Counter,
 }
@@ -46,6 +52,10 @@ impl SourceMetrics {
             dropped_log_full: counter!("pixelpipe_relay_dropped_total", "source" => kind, "reason" => "log_full"),
             dropped_too_large: counter!("pixelpipe_relay_dropped_total", "source" => kind, "reason" => "too_large"),
             rejected_connections: c("pixelpipe_relay_rejected_connections_total"),
+            idle_closed: c("pixelpipe_relay_idle_closed_total"),
+            refused_key_empty: counter!("pixelpipe_relay_refused_keys_total", "source" => kind, "reason" => "empty_key"),
+            refused_key_pattern: counter!("pixelpipe_relay_refused_keys_total", "source" => kind, "reason" => "key_pattern"),
+            refused_key_reserved: counter!("pixelpipe_relay_refused_keys_total", "source" => kind, "reason" => "reserved_key"),
             tls_failures: c("pixelpipe_relay_tls_failures_total"),
         }
     }

@@ -12,6 +12,7 @@
 mod datagram;
 pub mod file;
 pub mod ingest;
+pub mod key;
 pub mod metrics;
 pub mod route;
 pub mod tcp;

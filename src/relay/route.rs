@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use super::file::FileSink;
+use super::key::KeyGuard;
 use crate::config::relay::{DestinationConfig, Filter, RouteConfig};
 use crate::syslog::Message;
 use crate::template::syslog::{compile, Template, TemplateError};
@@ -20,6 +21,8 @@ pub enum RouteError {
         index: usize,
         source: super::file::FileError,
     },
+    #[error("relay.key_pattern: {0}")]
+    KeyPattern(String),
 }
 
 /// A filter with its lists turned into bitmasks where it is cheap to.
@@ -69,6 +72,8 @@ pub enum Destination {
     Redis {
         key: Template,
         value: Template,
+        /// The key is rendered from message fields: it must pass the [`KeyGuard`].
+        guarded: bool,
     },
     File {
         sink: Arc<FileSink>,
@@ -86,12 +91,16 @@ pub struct Router {
     pub routes: Vec<Route>,
     /// Every file destination once, for reopening after log rotation.
     files: Vec<Arc<FileSink>>,
+    pub keys: KeyGuard,
+    /// Where a message whose key is refused goes instead: the first file route (the
+    /// original routes' `other_file`).
+    pub refused_key_route: Option<usize>,
 }
 
 impl Router {
     /// Compiles the routes and opens their files (a file shared by several routes is
     /// opened once).
-    pub fn new(configs: &[RouteConfig]) -> Result<Router, RouteError> {
+    pub fn new(configs: &[RouteConfig], keys: KeyGuard) -> Result<Router, RouteError> {
         let mut files: Vec<Arc<FileSink>> = Vec::new();
         let mut routes = Vec::new();
         for (index, c) in configs.iter().enumerate() {
@@ -103,10 +112,14 @@ impl Router {
                 })
             };
             let destination = match &c.destination {
-                DestinationConfig::Redis { key, value } => Destination::Redis {
-                    key: tpl("destination.redis.key", key)?,
-                    value: tpl("destination.redis.value", value)?,
-                },
+                DestinationConfig::Redis { key, value } => {
+                    let key = tpl("destination.redis.key", key)?;
+                    Destination::Redis {
+                        guarded: !key.is_constant(),
+                        key,
+                        value: tpl("destination.redis.value", value)?,
+                    }
+                }
                 DestinationConfig::File { path, template } => {
                     let sink = match files.iter().find(|f| f.path() == path) {
                         Some(f) => f.clone(),
@@ -131,7 +144,15 @@ impl Router {
                 is_final: c.is_final,
             });
         }
-        Ok(Router { routes, files })
+        let refused_key_route = routes
+            .iter()
+            .position(|r| matches!(r.destination, Destination::File { .. }));
+        Ok(Router {
+            routes,
+            files,
+            keys,
+            refused_key_route,
+        })
     }
 
     /// Reopens every file destination by its path (after `logrotate` moved it away).
@@ -161,6 +182,11 @@ impl Router {
 mod tests {
     use super::*;
     use crate::config::RelayConfig;
+    use crate::relay::key::DEFAULT_KEY_PATTERN;
+
+    fn keys() -> KeyGuard {
+        KeyGuard::new(DEFAULT_KEY_PATTERN, "pixelpipe:stats:").unwrap()
+    }
     use crate::syslog::{Facility, Severity};
 
     fn msg(facility: u8, severity: u8, program: &'static [u8]) -> Message<'static> {
@@ -192,7 +218,7 @@ mod tests {
             other_file: Some(dir.path().join("messages")),
             ..RelayConfig::default()
         };
-        let r = Router::new(&c.effective_routes()).unwrap();
+        let r = Router::new(&c.effective_routes(), keys()).unwrap();
         assert_eq!(routes_taken(&r, &msg(19, 6, b"pixel")), vec![0]);
         assert_eq!(routes_taken(&r, &msg(1, 5, b"root")), vec![1]);
     }
@@ -237,7 +263,7 @@ mod tests {
                 is_final: false,
             },
         ];
-        let r = Router::new(&routes).unwrap();
+        let r = Router::new(&routes, keys()).unwrap();
         assert_eq!(routes_taken(&r, &msg(1, 1, b"")), vec![0]);
     }
 }

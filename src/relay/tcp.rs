@@ -3,8 +3,9 @@
 //! before the next chunk is read, so what the sender got past TCP flow control survives
 //! a `kill -9`.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
@@ -46,6 +47,7 @@ pub async fn run(
     mut stop: watch::Receiver<bool>,
 ) {
     let limit = Arc::new(Semaphore::new(config.max_connections));
+    let peers = Arc::new(PeerCounts::default());
     let mut connections = JoinSet::new();
     let rejected = super::metrics::SourceMetrics::new("tcp").rejected_connections;
     loop {
@@ -61,6 +63,12 @@ pub async fn run(
             },
             _ = super::stop_requested(&mut stop) => break,
         };
+        // One peer may not take every slot: idle or hostile, it would lock others out.
+        let Some(peer_slot) = peers.take(peer.ip(), config.max_connections_per_peer) else {
+            rejected.increment(1);
+            drop(stream);
+            continue;
+        };
         let Ok(permit) = limit.clone().try_acquire_owned() else {
             rejected.increment(1);
             drop(stream);
@@ -70,16 +78,19 @@ pub async fn run(
         let mut stop = stop.clone();
         let tls = tls.clone();
         connections.spawn(async move {
-            let max = config.max_message_bytes;
+            let limits = Limits {
+                max_message: config.max_message_bytes,
+                idle: config.idle_timeout,
+            };
             match tls {
-                None => connection(stream, peer, max, ingest, stop).await,
+                None => connection(stream, peer, limits, ingest, stop).await,
                 Some(tls) => {
                     let handshake = tokio::select! {
                         r = tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(stream)) => r,
                         _ = super::stop_requested(&mut stop) => return,
                     };
                     match handshake {
-                        Ok(Ok(stream)) => connection(stream, peer, max, ingest, stop).await,
+                        Ok(Ok(stream)) => connection(stream, peer, limits, ingest, stop).await,
                         Ok(Err(e)) => {
                             ingest.metrics.tls_failures.increment(1);
                             tracing::debug!(%peer, error = %e, "TLS handshake failed");
@@ -92,6 +103,7 @@ pub async fn run(
                 }
             }
             drop(permit);
+            drop(peer_slot);
         });
         // Reap finished connections so the set does not grow.
         while connections.try_join_next().is_some() {}
@@ -99,15 +111,59 @@ pub async fn run(
     while connections.join_next().await.is_some() {}
 }
 
+/// Open connections per peer address, for `max_connections_per_peer`.
+#[derive(Default)]
+struct PeerCounts(Mutex<HashMap<IpAddr, usize>>);
+
+/// A peer's share of the connections, given back when the connection ends.
+struct PeerSlot {
+    counts: Arc<PeerCounts>,
+    ip: IpAddr,
+}
+
+impl PeerCounts {
+    fn take(self: &Arc<Self>, ip: IpAddr, max: usize) -> Option<PeerSlot> {
+        let mut counts = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let n = counts.entry(ip).or_insert(0);
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(PeerSlot {
+            counts: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for PeerSlot {
+    fn drop(&mut self) {
+        let mut counts = self.counts.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = counts.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&self.ip);
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Limits {
+    max_message: usize,
+    /// A connection silent for this long is closed.
+    idle: Duration,
+}
+
 async fn connection(
     mut stream: impl AsyncRead + Unpin,
     peer: SocketAddr,
-    max_message: usize,
+    limits: Limits,
     mut ingest: Ingest,
     mut stop: watch::Receiver<bool>,
 ) {
     let ip: IpAddr = peer.ip();
-    let mut decoder = Decoder::new(max_message);
+    let mut decoder = Decoder::new(limits.max_message);
     let mut buf = BytesMut::with_capacity(READ_SIZE);
     let mut tickets: Vec<Ticket> = Vec::new();
     let log = ingest.appender().log().clone();
@@ -121,7 +177,14 @@ async fn connection(
         }
         buf.reserve(READ_SIZE);
         let read = tokio::select! {
-            r = stream.read_buf(&mut buf) => r,
+            r = tokio::time::timeout(limits.idle, stream.read_buf(&mut buf)) => match r {
+                Ok(r) => r,
+                Err(_idle) => {
+                    ingest.metrics.idle_closed.increment(1);
+                    tracing::debug!(%peer, "closing an idle TCP connection");
+                    return;
+                }
+            },
             _ = super::stop_requested(&mut stop) => return,
         };
         let eof = match read {
@@ -164,7 +227,8 @@ async fn connection(
         ingest.end_batch();
         for t in tickets.drain(..) {
             if let Err(e) = t.wait().await {
-                tracing::error!(%peer, error = %e, "closing a TCP connection: its messages could not be logged");
+                // The log says once that it cannot be written; not once per connection.
+                tracing::debug!(%peer, error = %e, "closing a TCP connection: its messages could not be logged");
                 return;
             }
         }

@@ -2,6 +2,7 @@
 //! it on, batch by batch, exactly once. Serving never waits for it: when Redis is down or
 //! slow the log grows, and the shipper catches up when Redis is back.
 
+pub mod backoff;
 pub mod position;
 pub mod redis_list;
 pub mod sink;
@@ -12,18 +13,20 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 
 use crate::config::ShipConfig;
-use crate::log::{Batch, Log, Reader};
+use crate::log::{Batch, Log, LogError, Reader};
 use crate::metrics::metrics;
 use crate::state_log::StateLog;
+use backoff::Backoff;
 use position::PositionFile;
-use sink::Sink;
+use sink::{Shipped, Sink, SinkError};
 
 /// Shipped batches, for whoever wants to see them after Redis has them (the analytics).
 pub type Tap = mpsc::Sender<Arc<Batch>>;
 
 pub struct Shipper<S: Sink> {
     log: Arc<Log>,
-    reader: Reader,
+    /// Taken while a read runs on a blocking thread.
+    reader: Option<Reader>,
     sink: S,
     position_file: PositionFile,
     config: ShipConfig,
@@ -33,29 +36,28 @@ pub struct Shipper<S: Sink> {
     up: watch::Sender<bool>,
     /// When the position cache file was last written.
     cached_at: Instant,
-    /// Whether Redis was last seen up, for saying so once per change.
-    redis_state: StateLog<bool>,
+    state: State,
     backoff: Backoff,
+    /// Lists already reported as dead-lettering.
+    dead_said: std::collections::HashSet<String>,
 }
 
-/// Capped exponential backoff between reconnection attempts.
-struct Backoff {
-    next: Duration,
+/// Where shipping stands, as far as the operator needs to know: said once per change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Health {
+    Up,
+    /// The connection fails or Redis does not answer in time.
+    Unreachable,
+    /// Redis answers, but refuses the batches (the reason as Redis gave it).
+    Refused(String),
 }
 
-impl Backoff {
-    const FIRST: Duration = Duration::from_millis(50);
-    const MAX: Duration = Duration::from_secs(2);
-
-    fn next(&mut self) -> Duration {
-        let d = self.next;
-        self.next = (d * 2).min(Self::MAX);
-        d
-    }
-
-    fn reset(&mut self) {
-        self.next = Self::FIRST;
-    }
+struct State {
+    /// `None` until the first connection attempt.
+    health: StateLog<Health>,
+    /// Failed tries since the last change to a bad state, and when it began.
+    failures: u64,
+    since: Instant,
 }
 
 /// The position cache on disk is refreshed at most this often: it is a cache (Redis holds
@@ -79,7 +81,7 @@ impl<S: Sink> Shipper<S> {
     ) -> (Shipper<S>, ShipperStatus) {
         let (up, redis_up) = watch::channel(false);
         let shipper = Shipper {
-            reader: Reader::new(log.clone()),
+            reader: Some(Reader::new(log.clone())),
             log,
             sink,
             position_file,
@@ -88,16 +90,22 @@ impl<S: Sink> Shipper<S> {
             tap,
             up,
             cached_at: Instant::now(),
-            redis_state: StateLog::new(),
-            backoff: Backoff {
-                next: Backoff::FIRST,
+            state: State {
+                health: StateLog::new(),
+                failures: 0,
+                since: Instant::now(),
             },
+            backoff: Backoff::shipper(),
+            dead_said: Default::default(),
         };
         (shipper, ShipperStatus { redis_up })
     }
 
     /// Ships until `drain` turns true and everything written before then is in Redis.
     /// The caller bounds the drain with a deadline.
+    ///
+    /// Every failed try waits a capped exponential backoff with jitter; the connection is
+    /// dropped only when it is broken (see [`sink`] for what a sink's answers mean).
     pub async fn run(mut self, mut drain: watch::Receiver<bool>) {
         let mut pos = self.log.shipped();
         let mut last_was_full = true;
@@ -112,26 +120,21 @@ impl<S: Sink> Shipper<S> {
                 tokio::time::sleep(self.config.linger).await;
             }
             if !self.sink.is_connected() {
-                match self.connect(pos).await {
+                match self.connect(pos, &mut drain).await {
                     Some(resumed) => pos = resumed,
-                    None => {
-                        sleep_or_drain(self.backoff.next(), &mut drain).await;
-                        continue;
-                    }
+                    None => continue,
                 }
             }
-            let batch =
-                match self
-                    .reader
-                    .read(pos, self.config.batch_records, self.config.batch_bytes)
-                {
-                    Ok(b) => b,
-                    Err(e) => {
-                        tracing::error!(error = %e, "reading the local log failed; retrying");
-                        sleep_or_drain(Duration::from_secs(1), &mut drain).await;
-                        continue;
-                    }
-                };
+            let batch = match self.read(pos).await {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::error!(error = %e, "reading the local log failed; retrying");
+                    sleep_or_drain(Duration::from_secs(1), &mut drain).await;
+                    continue;
+                }
+            };
+            last_was_full = batch.len() >= self.config.batch_records
+                || batch.bytes() + 64 * 1024 >= self.config.batch_bytes;
             if batch.is_empty() {
                 last_was_full = true;
                 pos = pos.max(batch.end);
@@ -146,53 +149,47 @@ impl<S: Sink> Shipper<S> {
                 }
                 continue;
             }
-            last_was_full = batch.len() >= self.config.batch_records
-                || batch.bytes() + 64 * 1024 >= self.config.batch_bytes;
-            if let Some(end) = self.ship(batch).await {
-                pos = end;
-            }
+            pos = self.ship(pos, batch, &mut drain).await;
         }
     }
 
-    /// Connects the sink and returns the position to resume from, or `None` (said once,
-    /// counted) when Redis cannot be reached.
-    async fn connect(&mut self, pos: u64) -> Option<u64> {
+    /// Connects the sink and returns the position to resume from, or `None` after a
+    /// failed try (said once, counted, backed off).
+    async fn connect(&mut self, pos: u64, drain: &mut watch::Receiver<bool>) -> Option<u64> {
         match self.sink.connect().await {
             Ok(redis_pos) => {
                 let pos = self.resume_from(pos, redis_pos);
-                self.backoff.reset();
-                if self.redis_state.change(true) == Some(Some(false)) {
-                    tracing::info!(redis = %self.redis_display, backlog_bytes = self.log.backlog(), "Redis is reachable again; shipping the backlog");
+                // Up once a batch goes through (a Redis that takes connections but
+                // breaks or refuses batches is not up), or at once when there is nothing
+                // to send.
+                if pos >= self.log.end() {
+                    self.change(Health::Up);
                 }
-                self.set_up(true);
                 Some(pos)
             }
             Err(e) => {
-                metrics().redis_errors.increment(1);
-                if self.redis_state.change(false).is_some() {
-                    tracing::warn!(
-                        redis = %self.redis_display,
-                        error = %e,
-                        log = %self.log.dir().display(),
-                        "Redis is unreachable; events are kept in the local log and shipped when it is back"
-                    );
-                }
-                self.set_up(false);
+                self.failed(Health::Unreachable, &e, drain).await;
                 None
             }
         }
     }
 
-    /// Ships one batch; on success acknowledges it, hands it to the tap and returns the
-    /// position after it.
-    async fn ship(&mut self, batch: Batch) -> Option<u64> {
+    /// Ships one batch and returns the position to go on from: after it once applied
+    /// (acknowledged, handed to the tap), Redis's when it knew better, the same after a
+    /// failed try (said once, counted, backed off).
+    async fn ship(&mut self, pos: u64, batch: Batch, drain: &mut watch::Receiver<bool>) -> u64 {
         let started = Instant::now();
         match self.sink.ship(&batch).await {
-            Ok(()) => {
+            Ok(Shipped::Applied { dead_lettered }) => {
+                self.change(Health::Up);
                 let m = metrics();
                 m.ship_seconds.record(started.elapsed().as_secs_f64());
                 m.shipped_records.increment(batch.len() as u64);
                 m.shipped_bytes.increment(batch.bytes() as u64);
+                for (key, records) in dead_lettered {
+                    m.dead_lettered_records.increment(records);
+                    self.dead_lettered(&key, records);
+                }
                 let end = batch.end;
                 self.acknowledge(end, false);
                 if let Some(tap) = &self.tap {
@@ -201,22 +198,100 @@ impl<S: Sink> Shipper<S> {
                         metrics::counter!("pixelpipe_analytics_dropped_batches_total", "reason" => "queue_full").increment(1);
                     }
                 }
-                Some(end)
+                end
             }
-            Err(e) => {
-                metrics().redis_errors.increment(1);
-                if e.is_refusal() {
-                    // EXEC ran the rest of the transaction, position included: these
-                    // records can never be pushed (e.g. the key holds another type).
-                    tracing::error!(redis = %self.redis_display, error = %e, batch_start = batch.start, records = batch.len(), "Redis answered a batch with an error; the position Redis holds decides what is sent again, and records of a command refused inside the transaction are not delivered");
-                } else {
-                    tracing::warn!(redis = %self.redis_display, error = %e, "shipping a batch failed; resuming from the position Redis holds (nothing is pushed twice)");
-                }
-                self.redis_state.change(false);
+            Ok(Shipped::Resume { position }) => {
+                self.change(Health::Up);
+                self.resume_from(pos, position)
+            }
+            Err(e @ SinkError::Refused(_)) => {
+                metrics().ship_refused_batches.increment(1);
+                let reason = e.to_string();
+                self.failed(Health::Refused(reason), &e, drain).await;
+                pos
+            }
+            Err(e @ SinkError::Broken(_)) => {
                 self.sink.disconnect();
-                self.set_up(false);
-                None
+                self.failed(Health::Unreachable, &e, drain).await;
+                pos
             }
+        }
+    }
+
+    /// Reads the next batch on a blocking thread: a cold read of megabytes after an
+    /// outage must not stall the runtime the admin listener and dashboard share.
+    async fn read(&mut self, pos: u64) -> Result<Batch, LogError> {
+        let mut reader = self
+            .reader
+            .take()
+            .expect("the reader is back after each read");
+        let (max_records, max_bytes) = (self.config.batch_records, self.config.batch_bytes);
+        let (reader, result) = tokio::task::spawn_blocking(move || {
+            let result = reader.read(pos, max_records, max_bytes);
+            (reader, result)
+        })
+        .await
+        .expect("reading the log does not panic");
+        self.reader = Some(reader);
+        result
+    }
+
+    /// A failed try: counted, said once per change of state, then the backoff.
+    async fn failed(
+        &mut self,
+        health: Health,
+        error: &SinkError,
+        drain: &mut watch::Receiver<bool>,
+    ) {
+        metrics().redis_errors.increment(1);
+        self.change_with(health, Some(error));
+        self.state.failures += 1;
+        let wait = self.backoff.next_wait();
+        sleep_or_drain(wait, drain).await;
+    }
+
+    fn change(&mut self, health: Health) {
+        self.change_with(health, None);
+    }
+
+    /// Moves to `health`, saying so if it is a change; `/readyz` and
+    /// `pixelpipe_redis_up` follow it (up only while batches go through).
+    fn change_with(&mut self, health: Health, error: Option<&SinkError>) {
+        let Some(old) = self.state.health.change(health.clone()) else {
+            return;
+        };
+        let (failures, took) = (self.state.failures, self.state.since.elapsed());
+        self.state.failures = 0;
+        self.state.since = Instant::now();
+        let error = error.map(ToString::to_string).unwrap_or_default();
+        match &health {
+            Health::Up => {
+                self.backoff.reset();
+                if old.is_some() {
+                    tracing::info!(redis = %self.redis_display, failed_tries = failures, after = ?took, backlog_bytes = self.log.backlog(), "Redis takes batches again; shipping the backlog");
+                }
+            }
+            Health::Unreachable => tracing::warn!(
+                redis = %self.redis_display,
+                error = %error,
+                log = %self.log.dir().display(),
+                "Redis is unreachable; events are kept in the local log and shipped when it is back"
+            ),
+            Health::Refused(_) => tracing::error!(
+                redis = %self.redis_display,
+                error = %error,
+                log = %self.log.dir().display(),
+                "Redis refuses the batches and applied none of them; the records are held in the local log and sent again with backoff until Redis takes them"
+            ),
+        }
+        self.set_up(health == Health::Up);
+    }
+
+    /// Said once per list (per process): records of a list that cannot take them moved
+    /// to its dead-letter list.
+    fn dead_lettered(&mut self, key: &str, records: u64) {
+        if self.dead_said.insert(key.to_owned()) {
+            tracing::error!(key, records, dead_letter = %format!("{key}:dead"), "a list cannot take its records (it holds another type); they go to its dead-letter list (read them with `pixelpipe tail --key {key}:dead`)");
         }
     }
 
@@ -236,6 +311,15 @@ impl<S: Sink> Shipper<S> {
             if let Err(e) = self.log.skip_to(redis_pos) {
                 tracing::error!(error = %e, "could not move the log past Redis's position");
             }
+        } else if redis_pos > ours && self.log.lost_tail_below(redis_pos) {
+            // Redis holds records the local log no longer has: they were shipped, then
+            // lost from the disk (a power loss before they were synced). Nothing written
+            // since the start is affected: it lies above every position used before.
+            tracing::warn!(
+                local = ours,
+                redis_pos,
+                "the local log lost its tail (power loss?) below the position Redis holds: those records are in Redis already; new records are unaffected"
+            );
         }
         self.acknowledge(redis_pos, true);
         redis_pos
@@ -276,5 +360,143 @@ pub fn redact(url: &str) -> String {
             u.to_string()
         }
         _ => url.to_owned(),
+    }
+}
+
+/// The shipper against an in-process fake sink (the seam tests inject faults through),
+/// in tokio's paused time: the backoff schedule is checked without waiting it out.
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::config::LogConfig;
+    use crate::log::entry;
+
+    #[derive(Default)]
+    struct Calls {
+        connects: usize,
+        ships: Vec<tokio::time::Instant>,
+    }
+
+    /// Answers each `ship` from a script of outcomes, then applies everything.
+    struct FakeSink {
+        script: VecDeque<Result<Shipped, SinkError>>,
+        calls: Arc<Mutex<Calls>>,
+        connected: bool,
+        position: u64,
+    }
+
+    impl Sink for FakeSink {
+        async fn connect(&mut self) -> Result<u64, SinkError> {
+            self.calls.lock().unwrap().connects += 1;
+            self.connected = true;
+            Ok(self.position)
+        }
+
+        fn is_connected(&self) -> bool {
+            self.connected
+        }
+
+        fn disconnect(&mut self) {
+            self.connected = false;
+        }
+
+        async fn ship(&mut self, batch: &Batch) -> Result<Shipped, SinkError> {
+            self.calls
+                .lock()
+                .unwrap()
+                .ships
+                .push(tokio::time::Instant::now());
+            let answer = self.script.pop_front().unwrap_or(Ok(Shipped::Applied {
+                dead_lettered: Vec::new(),
+            }));
+            if answer.is_ok() {
+                self.position = batch.end;
+            }
+            answer
+        }
+    }
+
+    /// Runs a shipper over a log of one record against `script`; returns the calls once
+    /// the record is acknowledged.
+    async fn ship_through(script: Vec<Result<Shipped, SinkError>>) -> Calls {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Arc::new(Log::open(&dir.path().join("log"), LogConfig::default(), 0).unwrap());
+        let mut buf = Vec::new();
+        entry::encode(&mut buf, b"pixel", b"1.000,a=1");
+        let end = log.write(&buf, 1).unwrap();
+        let calls = Arc::new(Mutex::new(Calls::default()));
+        let sink = FakeSink {
+            script: script.into(),
+            calls: calls.clone(),
+            connected: false,
+            position: 0,
+        };
+        let (shipper, status) = Shipper::new(
+            log.clone(),
+            sink,
+            PositionFile::new(dir.path()),
+            ShipConfig::default(),
+            "fake".into(),
+            None,
+        );
+        let (_drain, drain_rx) = watch::channel(false);
+        let task = tokio::spawn(shipper.run(drain_rx));
+        while log.shipped() < end || log.backlog() > 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(*status.redis_up.borrow(), "up once a batch went through");
+        task.abort();
+        let calls = std::mem::take(&mut *calls.lock().unwrap());
+        calls
+    }
+
+    fn gaps(calls: &Calls) -> Vec<Duration> {
+        calls.ships.windows(2).map(|w| w[1] - w[0]).collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn refusals_back_off_exponentially_on_the_same_connection() {
+        let refused = || Err(SinkError::Refused("OOM command not allowed".into()));
+        let calls = ship_through((0..9).map(|_| refused()).collect()).await;
+        assert_eq!(calls.connects, 1, "a refusal is not a broken connection");
+        assert_eq!(calls.ships.len(), 10);
+        // 50 ms doubling to the 5 s cap, each wait between half and all of its step.
+        let steps = [50, 100, 200, 400, 800, 1600, 3200, 5000, 5000];
+        for (gap, step) in gaps(&calls).iter().zip(steps) {
+            let step = Duration::from_millis(step);
+            assert!(
+                *gap >= step / 2 && *gap <= step + Duration::from_millis(20),
+                "waited {gap:?} for a {step:?} step"
+            );
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_broken_connection_reconnects_with_backoff() {
+        let broken = || Err(SinkError::Broken("connection reset".into()));
+        let calls = ship_through((0..4).map(|_| broken()).collect()).await;
+        assert_eq!(calls.connects, 5, "one reconnect per broken try");
+        assert!(gaps(&calls)[3] >= Duration::from_millis(200));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_already_in_redis_is_not_pushed_again() {
+        // A lost reply: Redis has the batch; the next try learns it and moves on.
+        let end = entry::encoded_len(b"pixel", b"1.000,a=1") as u64;
+        let calls = ship_through(vec![Ok(Shipped::Resume { position: end })]).await;
+        assert_eq!(calls.ships.len(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_position_ahead_of_the_log_gets_the_records_moved_past_it() {
+        let calls = ship_through(vec![Ok(Shipped::Resume { position: 1 << 40 })]).await;
+        assert_eq!(
+            calls.ships.len(),
+            2,
+            "shipped again from past Redis's position"
+        );
     }
 }

@@ -12,8 +12,6 @@ use std::ops::Range;
 pub enum FramingError {
     #[error("octet count is not a number followed by a space")]
     BadLength,
-    #[error("octet-counted message of {len} bytes exceeds the maximum of {max}")]
-    TooLong { len: usize, max: usize },
     #[error("connection closed in the middle of an octet-counted message")]
     Incomplete,
 }
@@ -55,6 +53,9 @@ pub struct Decoder {
     max: usize,
     /// Inside an over-long line whose head was already delivered.
     skipping: bool,
+    /// Bytes left of an over-long octet-counted frame whose head was delivered: skipped
+    /// by its count, so the next frame is found and the connection kept.
+    skip_octets: u64,
 }
 
 /// Longest octet count accepted, in digits: more than this can only be garbage.
@@ -67,6 +68,7 @@ impl Decoder {
             mode: Mode::Undecided,
             max: max.max(1),
             skipping: false,
+            skip_octets: 0,
         }
     }
 
@@ -89,7 +91,14 @@ impl Decoder {
         }
     }
 
-    fn octet_counted(&self, data: &[u8], eof: bool) -> Result<Step, FramingError> {
+    fn octet_counted(&mut self, data: &[u8], eof: bool) -> Result<Step, FramingError> {
+        if self.skip_octets > 0 {
+            let n = self.skip_octets.min(data.len() as u64);
+            self.skip_octets -= n;
+            return Ok(Step::Skip {
+                consumed: n as usize,
+            });
+        }
         // Some senders put a newline after each frame; it is not part of any message.
         let lead = data
             .iter()
@@ -117,13 +126,23 @@ impl Decoder {
             .ok()
             .and_then(|s| s.parse().ok())
             .ok_or(FramingError::BadLength)?;
+        let start = digits + 1;
         if len > self.max as u64 {
-            return Err(FramingError::TooLong {
-                len: usize::try_from(len).unwrap_or(usize::MAX),
-                max: self.max,
+            // Deliver its head, truncated, then skip the rest by its count: a sender with
+            // a persistent queue would resend a refused frame forever.
+            if data.len() < start + self.max {
+                return if eof {
+                    Err(FramingError::Incomplete)
+                } else {
+                    Ok(Step::NeedMore)
+                };
+            }
+            self.skip_octets = len - self.max as u64;
+            return Ok(Step::Truncated {
+                range: start..trim_end(data, start, start + self.max),
+                consumed: start + self.max,
             });
         }
-        let start = digits + 1;
         let end = start + len as usize;
         if data.len() < end {
             return if eof {
@@ -256,11 +275,19 @@ mod tests {
     }
 
     #[test]
+    fn overlong_octet_counted_frame_is_truncated_and_skipped_by_its_count() {
+        for chunks in [
+            &[&b"15 <13>abcdefghijk5 <13>b"[..]][..],
+            &[b"15 <13>abc", b"defghi", b"jk5 <13>b"],
+        ] {
+            let (m, e) = decode(10, chunks);
+            assert_eq!(m, vec![b"~<13>abcdef".to_vec(), b"<13>b".to_vec()]);
+            assert_eq!(e, None);
+        }
+    }
+
+    #[test]
     fn octet_count_errors() {
-        assert_eq!(
-            decode(10, &[b"11 <13>abcdefg"]).1,
-            Some(FramingError::TooLong { len: 11, max: 10 })
-        );
         assert_eq!(decode(10, &[b"3x<13>"]).1, Some(FramingError::BadLength));
         assert_eq!(decode(10, &[b"5 <13"]).1, Some(FramingError::Incomplete));
         assert_eq!(

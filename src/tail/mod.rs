@@ -9,6 +9,7 @@ use crate::config::Config;
 use sink::{Exec, Sink};
 use source::{Mode, Source};
 
+pub mod command;
 pub mod sink;
 pub mod source;
 
@@ -58,6 +59,10 @@ pub struct TailArgs {
     /// Retries of a failed `--exec` run before its events go to the dead-letter list.
     #[arg(long, default_value_t = 3)]
     pub retries: u32,
+    /// A run of the `--exec` command taking longer than this is killed (with what it
+    /// started) and counts as a failed try, e.g. 60s, 500ms.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub exec_timeout: Duration,
     /// Wait before the first retry (doubles each time), e.g. 200ms, 1s.
     #[arg(long, default_value = "200ms", value_parser = humantime::parse_duration)]
     pub retry_backoff: Duration,
@@ -113,6 +118,7 @@ pub fn run(config: &Config, args: &TailArgs) -> Result<Summary, TailError> {
             batch: args.batch,
             retries: args.retries,
             backoff: args.retry_backoff,
+            timeout: args.exec_timeout,
         }),
         None => Sink::print(args.json),
     };

@@ -3,9 +3,9 @@
 //! dead-letter list, never dropped silently.
 
 use std::io::{BufWriter, Write};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use super::command::{self, RunOutcome};
 use super::TailError;
 use crate::record::Record;
 
@@ -34,6 +34,8 @@ pub struct Exec {
     pub retries: u32,
     /// Wait before the first retry; doubles each time, at most 30 s.
     pub backoff: Duration,
+    /// A run longer than this is killed and counts as a failed try.
+    pub timeout: Duration,
 }
 
 impl Sink {
@@ -100,8 +102,9 @@ impl Sink {
 }
 
 impl Exec {
-    /// `Some(true)` once a run exits 0, `Some(false)` when every try failed, `None` when
-    /// stopped before either.
+    /// `Some(true)` once a run exits 0, `Some(false)` when every try failed (or timed
+    /// out), `None` when stopped before either — then the running command is stopped
+    /// too, after a short grace, and its events stay for the next start.
     fn run_with_retries(
         &self,
         input: &[u8],
@@ -110,46 +113,35 @@ impl Exec {
         let mut wait = self.backoff;
         for attempt in 0..=self.retries {
             if attempt > 0 {
-                std::thread::sleep(wait);
+                if !command::sleep_unless_stopped(wait, stop) {
+                    return Ok(None);
+                }
                 wait = (wait * 2).min(Duration::from_secs(30));
             }
             if stop() {
                 return Ok(None);
             }
-            let status = self.run(input)?;
-            if status.success() {
-                return Ok(Some(true));
-            }
-            if stop() {
-                return Ok(None);
-            }
+            let outcome =
+                command::run(&self.command, input, self.timeout, stop).map_err(|source| {
+                    TailError::Exec {
+                        command: self.command.clone(),
+                        source,
+                    }
+                })?;
+            let failure = match outcome {
+                RunOutcome::Exited(status) if status.success() => return Ok(Some(true)),
+                RunOutcome::Stopped => return Ok(None),
+                RunOutcome::Exited(status) => status.to_string(),
+                RunOutcome::TimedOut => format!("timed out after {:?} (killed)", self.timeout),
+            };
             let left = self.retries - attempt;
             if left > 0 {
-                tracing::warn!(command = %self.command, %status, retries_left = left, "command failed; retrying");
+                tracing::warn!(command = %self.command, failure, retries_left = left, "command failed; retrying");
             } else {
-                tracing::error!(command = %self.command, %status, "command failed on every try; moving its events to the dead-letter list");
+                tracing::error!(command = %self.command, failure, "command failed on every try; moving its events to the dead-letter list");
             }
         }
         Ok(Some(false))
-    }
-
-    fn run(&self, input: &[u8]) -> Result<std::process::ExitStatus, TailError> {
-        let err = |source| TailError::Exec {
-            command: self.command.clone(),
-            source,
-        };
-        let mut child = Command::new("sh")
-            .arg("-c")
-            .arg(&self.command)
-            .stdin(Stdio::piped())
-            .spawn()
-            .map_err(err)?;
-        if let Some(mut stdin) = child.stdin.take() {
-            // A command that exits without reading all of its input is judged by its
-            // exit status alone, so a broken pipe here is not an error.
-            let _ = stdin.write_all(input);
-        }
-        child.wait().map_err(err)
     }
 }
 

@@ -66,10 +66,11 @@ impl Hit<'_> {
         }
     }
 
-    /// `None` when there is no `?` at all, as nginx's `$args` is then not found.
+    /// `None` when there is no `?` at all, as nginx's `$args` is then not found, and when
+    /// the query is empty (`/pixel.gif?`), which nginx logs as `-` too.
     fn args(&self) -> Option<&[u8]> {
         let i = self.target.iter().position(|&b| b == b'?')?;
-        Some(&self.target[i + 1..])
+        Some(&self.target[i + 1..]).filter(|a| !a.is_empty())
     }
 
     fn header(&self, name: &str) -> Option<&[u8]> {
@@ -272,8 +273,9 @@ mod tests {
     fn missing_values_are_dashes() {
         let h = hit(b"/pixel.gif", &[]);
         assert_eq!(render("$args|$http_user_agent", &h), "-|-");
+        // An empty query is an empty value: nginx logs `-` for it too.
         let h = hit(b"/pixel.gif?", &[]);
-        assert_eq!(render("$args", &h), "");
+        assert_eq!(render("$args", &h), "-");
     }
 
     #[test]

@@ -67,6 +67,13 @@ pub struct Record<'a> {
     pub local_host: &'a [u8],
 }
 
+impl Template {
+    /// Whether it renders the same bytes for every message (no macro in it).
+    pub fn is_constant(&self) -> bool {
+        self.parts.iter().all(|p| matches!(p, Part::Literal(_)))
+    }
+}
+
 pub fn compile(source: &str) -> Result<Template, TemplateError> {
     compile_at(source, 0)
 }

@@ -10,6 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub mod consume;
+pub mod corpus;
 pub mod relay;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_pixelpipe");

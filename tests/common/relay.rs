@@ -114,9 +114,37 @@ pub struct SyslogNg {
     pub messages: PathBuf,
 }
 
+/// Debian's syslog-ng: the installed one, or the package unpacked into
+/// `target/syslog-ng` by `scripts/test` where rsyslog is installed (the two packages
+/// conflict, so both cannot be installed at once).
+pub fn syslog_ng_command() -> Command {
+    if let Some(bin) = ["/usr/sbin/syslog-ng", "/usr/bin/syslog-ng"]
+        .iter()
+        .map(Path::new)
+        .find(|p| p.exists())
+    {
+        return Command::new(bin);
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/syslog-ng");
+    let bin = root.join("usr/sbin/syslog-ng");
+    assert!(
+        bin.exists(),
+        "`syslog-ng` is not installed: run `sudo apt-get install syslog-ng-core`, or where \
+         rsyslog is installed (the packages conflict) `scripts/test`, which unpacks it into \
+         target/syslog-ng"
+    );
+    let mut command = Command::new(bin);
+    command
+        .env("LD_LIBRARY_PATH", root.join("usr/lib/syslog-ng"))
+        .arg(format!(
+            "--module-path={}",
+            root.join("usr/lib/syslog-ng/3.38").display()
+        ));
+    command
+}
+
 impl SyslogNg {
     pub fn start(redis: &Redis) -> SyslogNg {
-        let bin = require("syslog-ng", "syslog-ng-core");
         let dir = tempfile::tempdir().expect("tempdir");
         let socket = dir.path().join("log.sock");
         let messages = dir.path().join("messages");
@@ -143,7 +171,7 @@ log {{ source(s_local); filter(f_local); destination(d_local); }};
         );
         let d = dir.path();
         std::fs::write(d.join("syslog-ng.conf"), conf).expect("writing syslog-ng.conf");
-        let child = Command::new(bin)
+        let child = syslog_ng_command()
             .args(["-F", "--no-caps", "-f"])
             .arg(d.join("syslog-ng.conf"))
             .arg("-R")
@@ -193,6 +221,11 @@ pub struct Nginx {
 impl Nginx {
     /// `locations` goes inside the `server` block; `{dir}` in it is replaced by the prefix.
     pub fn start(locations: &str) -> Nginx {
+        Nginx::start_with("", locations)
+    }
+
+    /// As `start`, with `http` added at the `http` level (log formats, maps).
+    pub fn start_with(http: &str, locations: &str) -> Nginx {
         let bin = require("nginx", "nginx");
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
@@ -202,9 +235,10 @@ impl Nginx {
              events {{ worker_connections 256; }}\n\
              http {{\n  log_format pixel \"$msec,$args\";\n  access_log off;\n\
                client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fastcgi;\n\
-               uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;\n\
+               uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;\n{http}\n\
                server {{\n    listen 127.0.0.1:{port};\n{}\n  }}\n}}\n",
-            locations.replace("{dir}", &d)
+            locations.replace("{dir}", &d),
+            http = http.replace("{dir}", &d),
         );
         let conf_path = dir.path().join("nginx.conf");
         std::fs::write(&conf_path, conf).expect("writing nginx.conf");
