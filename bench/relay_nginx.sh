@@ -8,7 +8,7 @@
 # tag=pixel,nohostname` and drops a line, logging `send() to syslog failed`, whenever the
 # socket's queue is full. In each round, one after the other, the socket is read by:
 #   1. syslog-ng with the original recipe's configuration (unix-dgram source, the LPUSH
-#      template over tcp() to Redis; as DESIGN.md measured, its default close-on-input(yes)
+#      template over tcp() to Redis; syslog-ng's default close-on-input(yes)
 #      drops the connection at Redis's first reply, so few records land whatever the queue)
 #   2. pixelpipe relay with `queue_len = 10`: the host's default depth, drained by the
 #      real-time receiver thread alone (no effect if the host's sysctl is deeper already)

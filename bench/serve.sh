@@ -9,9 +9,12 @@
 #   2. nginx empty_gif, access_log off
 #   3. pixelpipe serve, shipping to a real redis-server (defaults: live analytics on)
 #   4. the same with `analytics.enabled = false` (delivery alone, like nginx's access log)
-# each under `wrk -t2 -c50 -d<seconds>s` with a unique id per request, and prints
-# requests/s per round, the ratios within each round and their medians, pixelpipe's
-# records in Redis against wrk's 200s (and duplicates), and pixelpipe's peak RSS.
+#   5. pixelpipe (as 3), POST beacons of one JSON event each (bench/beacon.lua)
+#   6. pixelpipe (as 3), POST beacons of a JSON batch of 10 events each
+# each under `wrk -t2 -c50 -d<seconds>s` with a unique id per request (per event), and
+# prints requests/s per round, the ratios within each round and their medians, events/s
+# and server CPU per event for the beacons next to the GIF's, pixelpipe's records in Redis
+# against the events answered (and duplicates), and pixelpipe's peak RSS.
 # Needs: nginx, wrk, redis-server, redis-cli.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,9 +36,9 @@ ticks() { # pids… → their user+system CPU time so far, in clock ticks (1/100
 }
 us_per_req() { python3 -c "print(f'{$1*1e6/$(getconf CLK_TCK)/max($2,1):.1f}')"; }
 
-run_wrk() { # port → prints "rps requests non2xx"
+run_wrk() { # port [wrk script] [script arg] → prints "rps requests non2xx"
   local out
-  out=$(wrk -t2 -c50 -d"${secs}s" -s bench/unique-ids.lua "http://127.0.0.1:$1/pixel.gif" 2>&1)
+  out=$(wrk -t2 -c50 -d"${secs}s" -s "${2:-bench/unique-ids.lua}" "http://127.0.0.1:$1/pixel.gif" ${3:+-- "$3"} 2>&1)
   local rps req non2xx
   rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
   req=$(sed -n 's/.*WRK_RESULT requests=\([0-9]*\).*/\1/p' <<<"$out")
@@ -73,8 +76,9 @@ CONF
   echo "$r $(us_per_req "$used" "$req")"
 }
 
-pp_run() { # name [env…] → prints "rps ok records dups rss_mib cpu_us_per_request"
-  local rport pport aport dir=$work/pp-$1
+pp_run() { # name [env…] → prints "rps ok records dups rss_mib cpu_us_per_event"
+  # $per_req (default 1) events per request, sent by the wrk script $script with arg $per_req.
+  local rport pport aport dir=$work/pp-$1 per=${per_req:-1}
   shift
   rport=$(free_port); pport=$(free_port); aport=$(free_port)
   local redis_pid; start_redis "$rport" "$work"; local rpid=$redis_pid
@@ -83,7 +87,7 @@ pp_run() { # name [env…] → prints "rps ok records dups rss_mib cpu_us_per_re
   wait_port "$pport"
   local rps req non2xx before
   before=$(ticks "$pp" "$rpid")
-  read -r rps req non2xx < <(run_wrk "$pport")
+  read -r rps req non2xx < <(run_wrk "$pport" "${script:-}" "${script:+$per}")
   # CPU of the whole pipeline: pixelpipe and its Redis, until the last record is in.
   # Let the shipper drain, then count.
   local last=-1 n
@@ -92,19 +96,20 @@ pp_run() { # name [env…] → prints "rps ok records dups rss_mib cpu_us_per_re
     [ "$n" = "$last" ] && break; last=$n; sleep 0.2
   done
   local cpu_us rss_kb records dups
-  cpu_us=$(us_per_req $(( $(ticks "$pp" "$rpid") - before )) "$req")
+  cpu_us=$(us_per_req $(( $(ticks "$pp" "$rpid") - before )) $((req * per)))
   rss_kb=$(awk '/VmHWM/ {print $2}' /proc/$pp/status)
   records=$(redis-cli -p "$rport" LLEN pixel)
   dups=$(redis-cli -p "$rport" --raw LRANGE pixel 0 -1 | sed 's/^[^,]*,//' | sort | uniq -d | wc -l)
   kill "$pp" "$rpid"; wait "$pp" "$rpid" 2>/dev/null || true
-  echo "$rps $((req - non2xx)) $records $dups $((rss_kb / 1024)) $cpu_us"
+  echo "$rps $(((req - non2xx) * per)) $records $dups $((rss_kb / 1024)) $cpu_us"
 }
 
 ratio() { python3 -c "print(f'{$1/$2:.2f}')"; }
 median() { python3 -c "import statistics,sys; print(f'{statistics.median(map(float, sys.argv[1:])):.2f}')" "$@"; }
 
 log_ratios=(); off_ratios=(); bare_log_ratios=(); cpu_log=(); cpu_off=(); cpu_pp=(); cpu_bare=(); total_ok=0; total_records=0; total_dups=0; peak_rss=0
-printf '%-6s %12s %12s %12s %12s %8s %8s %10s\n' round "nginx log" "nginx off" pixelpipe "pp no-stats" "pp/log" "pp/off" "bare/log"
+one_ratios=(); ten_ratios=(); cpu_one=(); cpu_ten=()
+printf '%-6s %12s %12s %12s %12s %8s %8s %10s %12s %12s\n' round "nginx log" "nginx off" pixelpipe "pp no-stats" "pp/log" "pp/off" "bare/log" "beacon ev/s" "batch10 ev/s"
 for r in $(seq "$rounds"); do
   read -r ng_log_rps _ _ c < <(nginx_run "log-$r" "access_log $work/nginx-log-$r/logs/pixel.log pixel;"); cpu_log+=("$c")
   read -r ng_off_rps _ _ c < <(nginx_run "off-$r" "access_log off;"); cpu_off+=("$c")
@@ -116,7 +121,15 @@ for r in $(seq "$rounds"); do
   bare_log_ratios+=("$(ratio "$bare_rps" "$ng_log_rps")")
   total_ok=$((total_ok + ok)); total_records=$((total_records + records)); total_dups=$((total_dups + dups))
   ((rss > peak_rss)) && peak_rss=$rss
-  printf '%-6s %12s %12s %12s %12s %8s %8s %10s\n' "$r" "$ng_log_rps" "$ng_off_rps" "$pp_rps" "$bare_rps" "${log_ratios[-1]}" "${off_ratios[-1]}" "${bare_log_ratios[-1]}"
+  read -r one_rps ok records dups rss c < <(script=bench/beacon.lua per_req=1 pp_run "beacon-$r"); cpu_one+=("$c")
+  one_ratios+=("$(ratio "$one_rps" "$pp_rps")")
+  total_ok=$((total_ok + ok)); total_records=$((total_records + records)); total_dups=$((total_dups + dups))
+  read -r ten_rps ok records dups rss c < <(script=bench/beacon.lua per_req=10 pp_run "batch-$r"); cpu_ten+=("$c")
+  ten_eps=$(python3 -c "print(f'{$ten_rps*10:.2f}')")
+  ten_ratios+=("$(ratio "$ten_eps" "$pp_rps")")
+  total_ok=$((total_ok + ok)); total_records=$((total_records + records)); total_dups=$((total_dups + dups))
+  ((rss > peak_rss)) && peak_rss=$rss
+  printf '%-6s %12s %12s %12s %12s %8s %8s %10s %12s %12s\n' "$r" "$ng_log_rps" "$ng_off_rps" "$pp_rps" "$bare_rps" "${log_ratios[-1]}" "${off_ratios[-1]}" "${bare_log_ratios[-1]}" "$one_rps" "$ten_eps"
 done
 
 echo
@@ -126,7 +139,10 @@ echo "pixelpipe vs nginx access_log off:  $(median "${off_ratios[@]}")x (median 
 echo "pixelpipe without analytics vs nginx access_log file: $(median "${bare_log_ratios[@]}")x (median of ${bare_log_ratios[*]})"
 echo "server CPU per request, median µs (nginx: its workers; pixelpipe: pixelpipe + its Redis):"
 echo "  nginx access_log file $(median "${cpu_log[@]}"), nginx access_log off $(median "${cpu_off[@]}"), pixelpipe $(median "${cpu_pp[@]}"), pixelpipe without analytics $(median "${cpu_bare[@]}")"
-echo "pixelpipe 200 responses counted by wrk (both pixelpipe setups, all rounds): $total_ok"
+echo "beacons (POST /e, text/plain JSON), events/s against the GIF's requests/s in the same round:"
+echo "  one event per request $(median "${one_ratios[@]}")x (median of ${one_ratios[*]}), a batch of 10 $(median "${ten_ratios[@]}")x (median of ${ten_ratios[*]})"
+echo "  server CPU per event, median µs: GIF $(median "${cpu_pp[@]}"), beacon $(median "${cpu_one[@]}"), batch of 10 $(median "${cpu_ten[@]}")"
+echo "pixelpipe events answered, counted by wrk (all pixelpipe setups, all rounds): $total_ok"
 echo "records in Redis: $total_records ($(python3 -c "print(f'{100*$total_records/max($total_ok,1):.3f}')") % of 200s; above 100 % = hits answered after wrk stopped counting)"
 echo "duplicate records: $total_dups"
 echo "pixelpipe peak RSS: $peak_rss MiB"

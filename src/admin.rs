@@ -12,7 +12,7 @@ use axum::routing::get;
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use crate::log::Log;
 use crate::ship::ShipperStatus;
@@ -59,20 +59,17 @@ async fn prometheus(State(s): State<AdminState>) -> impl IntoResponse {
     )
 }
 
-/// Binds `addr` and serves `router` until `shutdown` turns true.
+/// Binds `addr` and serves `router` until `shutdown` is cancelled.
 pub async fn serve(
     addr: SocketAddr,
     router: Router,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
 ) -> std::io::Result<SocketAddr> {
     let listener = TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
     tokio::spawn(async move {
-        let stop = async move {
-            let _ = shutdown.wait_for(|s| *s).await;
-        };
         if let Err(e) = axum::serve(listener, router)
-            .with_graceful_shutdown(stop)
+            .with_graceful_shutdown(shutdown.cancelled_owned())
             .await
         {
             tracing::error!(error = %e, "admin listener failed");

@@ -69,6 +69,15 @@ struct ServeArgs {
     /// Path of the pixel (default /pixel.gif).
     #[arg(long)]
     path: Option<String>,
+    /// Also serve HTTPS on this address (needs --tls-cert and --tls-key).
+    #[arg(long)]
+    tls_listen: Option<SocketAddr>,
+    /// PEM certificate chain for HTTPS (re-read on SIGHUP).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for HTTPS (re-read on SIGHUP).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 /// The common case of `relay` on the command line: the original routes (facility local3
@@ -127,6 +136,15 @@ fn main() -> anyhow::Result<()> {
         set("http.key", args.key.clone());
         set("http.format", args.format.clone());
         set("http.path", args.path.clone());
+        set("http.tls_listen", args.tls_listen.map(|a| a.to_string()));
+        set(
+            "http.tls.cert",
+            args.tls_cert.as_ref().map(|p| p.display().to_string()),
+        );
+        set(
+            "http.tls.key",
+            args.tls_key.as_ref().map(|p| p.display().to_string()),
+        );
     }
     if let Command::Relay(args) = &cli.command {
         set(

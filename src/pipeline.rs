@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::log::{Log, LogError};
@@ -34,7 +34,7 @@ pub enum PipelineError {
 pub struct Pipeline {
     pub log: Arc<Log>,
     pub status: ShipperStatus,
-    drain: watch::Sender<bool>,
+    drain: CancellationToken,
     shipper: JoinHandle<()>,
     deadline: Duration,
     /// Held for the process's life: one process per data folder.
@@ -86,8 +86,8 @@ impl Pipeline {
             redact(&config.redis),
             tap,
         );
-        let (drain, drain_rx) = watch::channel(false);
-        let shipper = tokio::spawn(shipper.run(drain_rx));
+        let drain = CancellationToken::new();
+        let shipper = tokio::spawn(shipper.run(drain.clone()));
         tracing::info!(
             log = %log.dir().display(),
             instance = %id,
@@ -109,7 +109,7 @@ impl Pipeline {
     /// are being appended. Returns the unshipped bytes left in the local log (shipped on
     /// the next start).
     pub async fn drain(self) -> u64 {
-        let _ = self.drain.send(true);
+        self.drain.cancel();
         let mut shipper = self.shipper;
         if tokio::time::timeout(self.deadline, &mut shipper)
             .await

@@ -1,9 +1,34 @@
-//! One event as the seed consumer reads it: `1379183721.115,foo=bar&baz=1` is the
-//! timestamp before the first comma and the raw query string after it. Malformed records
-//! (no comma, a timestamp that is not a number) are reported by the caller, never a panic.
+//! The record format of the original recipe, written and read here: `$msec,$args`, e.g.
+//! `1379183721.115,foo=bar&baz=1` — the timestamp before the first comma and the raw
+//! query string after it.
+//!
+//! Written by the HTTP template's `$msec` ([`write_msec`]); read by `tail` and the
+//! analytics ([`Record`]). Malformed records (no comma, a timestamp that is not a number)
+//! are reported by the caller, never a panic.
 
 use std::borrow::Cow;
 use std::io::Write;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The default `http.format`: the original's record.
+pub const FORMAT: &str = "$msec,$args";
+
+/// `$msec`: epoch seconds, a dot, exactly three digits of milliseconds (`1379183721.115`).
+pub fn write_msec(out: &mut Vec<u8>, time: SystemTime) {
+    let d = time.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let millis = d.subsec_millis();
+    out.extend_from_slice(itoa::Buffer::new().format(d.as_secs()).as_bytes());
+    out.push(b'.');
+    out.push(b'0' + (millis / 100) as u8);
+    out.push(b'0' + (millis / 10 % 10) as u8);
+    out.push(b'0' + (millis % 10) as u8);
+}
+
+/// Whether the records of the HTTP template `format` can be read as `$msec,…`: the
+/// reader takes the text before the first comma for the timestamp.
+pub fn readable(format: &str) -> bool {
+    format.starts_with("$msec,") || format.starts_with("${msec},")
+}
 
 /// A record split at its first comma.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,6 +156,27 @@ fn write_json_str(out: &mut Vec<u8>, s: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_default_format_is_the_one_read_here() {
+        assert_eq!(crate::config::HttpConfig::default().format, FORMAT);
+        assert!(readable(FORMAT));
+        assert!(readable("${msec},$args|$http_user_agent"));
+        assert!(!readable("$args,$msec"));
+        assert!(!readable("$msec $args"));
+    }
+
+    #[test]
+    fn msec_keeps_three_digits() {
+        let at = |ms| {
+            let mut out = Vec::new();
+            write_msec(&mut out, UNIX_EPOCH + std::time::Duration::from_millis(ms));
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(at(1_379_183_721_115), "1379183721.115");
+        assert_eq!(at(1_000_007), "1000.007");
+        assert_eq!(at(0), "0.000");
+    }
 
     fn json(record: &[u8]) -> String {
         let mut out = Vec::new();

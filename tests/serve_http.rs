@@ -185,12 +185,12 @@ fn bad_requests_get_their_status_and_no_record() {
     let (status, _) = ask(b"GET /nope.gif?a=1 HTTP/1.1\r\nHost: x\r\n\r\n", false).unwrap();
     assert_eq!(status, 404);
     let (status, r) = ask(
-        b"POST /pixel.gif?a=1 HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+        b"PUT /pixel.gif?a=1 HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
         false,
     )
     .unwrap();
     assert_eq!(status, 405);
-    assert_eq!(r.header("allow"), Some("GET, HEAD"));
+    assert_eq!(r.header("allow"), Some("GET, HEAD, POST, OPTIONS"));
     let long = format!(
         "GET /pixel.gif?{} HTTP/1.1\r\nHost: x\r\n\r\n",
         "a".repeat(9000)

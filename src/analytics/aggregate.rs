@@ -239,7 +239,7 @@ mod tests {
             params: vec!["utm_source".into(), "variant".into()],
             visitor: "uid".into(),
             ab_param: "variant".into(),
-            goal: "event=signup".into(),
+            goal: Some("event=signup".parse().unwrap()),
             ..AnalyticsConfig::default()
         }
     }

@@ -81,140 +81,45 @@ pub struct Variant {
     pub conversion: f64,
 }
 
-/// Reads a snapshot. `conn` is any async connection (the dashboard's, `top`'s).
+/// Reads a snapshot. `conn` is any async connection (the dashboard's, `top`'s): one
+/// pipelined round trip, then the replies read back in the order they were asked for.
 pub async fn snapshot<C: redis::aio::ConnectionLike>(
     conn: &mut C,
     config: &AnalyticsConfig,
     q: &Query,
 ) -> redis::RedisResult<Snapshot> {
+    let span = Span::new(q);
     let keys = Keys::new(&config.prefix, &q.list);
-    let now = q.now;
-    let this_minute = minute_of(now);
-    let first_second = now - SECONDS;
-    let first_minute = this_minute - (MINUTES - 1) * MINUTE;
-    let window: Vec<i64> = (0..q.window_minutes)
-        .map(|i| this_minute - i * MINUTE)
-        .collect();
-
-    let mut p = redis::pipe();
-    p.get(keys.total()).get(keys.malformed());
-    let second_hashes: Vec<i64> = (minute_of(first_second)..=this_minute)
-        .step_by(MINUTE as usize)
-        .collect();
-    for m in &second_hashes {
-        p.hgetall(keys.seconds(*m));
-    }
-    let minute_days: Vec<i64> = {
-        let mut d = vec![day_of(first_minute)];
-        if day_of(this_minute) != d[0] {
-            d.push(day_of(this_minute));
-        }
-        d
-    };
-    for d in &minute_days {
-        p.hgetall(keys.minutes(*d));
-    }
-    p.cmd("PFCOUNT").arg(keys.uniques_minute(this_minute));
-    p.cmd("PFCOUNT").arg(
-        window
-            .iter()
-            .map(|m| keys.uniques_minute(*m))
-            .collect::<Vec<_>>(),
-    );
-    p.cmd("PFCOUNT").arg(keys.uniques_day(day_of(now)));
-    for param in &config.params {
-        for m in &window {
-            p.hgetall(keys.values(param, *m));
-        }
-    }
-    let ab = !config.ab_param.is_empty();
-    if ab {
-        for m in &window {
-            p.hgetall(keys.ab_hits(*m));
-            p.hgetall(keys.ab_goals(*m));
-        }
-    }
-    let replies: Vec<redis::Value> = p.query_async(conn).await?;
-    let mut r = replies.into_iter();
-    let mut next = || r.next().unwrap_or(redis::Value::Nil);
-    let total: Option<u64> = redis::from_redis_value(next())?;
-    let malformed: Option<u64> = redis::from_redis_value(next())?;
-
-    let mut seconds: HashMap<i64, u64> = HashMap::new();
-    for _ in &second_hashes {
-        let h: HashMap<i64, u64> = redis::from_redis_value(next())?;
-        seconds.extend(h);
-    }
-    let mut minutes: HashMap<i64, u64> = HashMap::new();
-    for _ in &minute_days {
-        let h: HashMap<i64, u64> = redis::from_redis_value(next())?;
-        minutes.extend(h);
-    }
+    let replies: Vec<redis::Value> = span.ask(&keys, config).query_async(conn).await?;
+    let mut replies = Replies(replies.into_iter());
+    let total: Option<u64> = replies.next()?;
+    let malformed: Option<u64> = replies.next()?;
+    let seconds = replies.merged_counts(span.second_hashes.len())?;
+    let minutes = replies.merged_counts(span.minute_days.len())?;
     let uniques = Uniques {
-        minute: redis::from_redis_value(next())?,
-        window: redis::from_redis_value(next())?,
-        today: redis::from_redis_value(next())?,
+        minute: replies.next()?,
+        window: replies.next()?,
+        today: replies.next()?,
     };
     let mut top = Vec::new();
     for param in &config.params {
-        let mut sum: HashMap<String, u64> = HashMap::new();
-        for _ in &window {
-            let h: HashMap<String, u64> = redis::from_redis_value(next())?;
-            for (v, n) in h {
-                *sum.entry(v).or_default() += n;
-            }
-        }
+        let sum = replies.summed_values(span.window.len())?;
         top.push(TopValues {
             param: param.clone(),
             values: ranked(sum, TOP_VALUES),
         });
     }
-    let ab = if ab {
-        let mut hits: HashMap<String, u64> = HashMap::new();
-        let mut goals: HashMap<String, u64> = HashMap::new();
-        for _ in &window {
-            let h: HashMap<String, u64> = redis::from_redis_value(next())?;
-            let g: HashMap<String, u64> = redis::from_redis_value(next())?;
-            for (v, n) in h {
-                *hits.entry(v).or_default() += n;
-            }
-            for (v, n) in g {
-                *goals.entry(v).or_default() += n;
-            }
-        }
-        let mut variants: Vec<Variant> = hits
-            .into_iter()
-            .map(|(name, hits)| {
-                let goals = goals.get(&name).copied().unwrap_or(0);
-                Variant {
-                    conversion: if hits == 0 {
-                        0.0
-                    } else {
-                        goals as f64 / hits as f64
-                    },
-                    name,
-                    hits,
-                    goals,
-                }
-            })
-            .collect();
-        variants.sort_by(|a, b| a.name.cmp(&b.name));
-        Some(AbTable {
-            param: config.ab_param.clone(),
-            goal: config.goal.clone(),
-            variants,
-        })
-    } else {
-        None
+    let ab = match config.ab_param.is_empty() {
+        true => None,
+        false => Some(replies.ab_table(span.window.len(), config)?),
     };
-
-    let per_second: Vec<(i64, u64)> = (first_second..now)
+    let per_second: Vec<(i64, u64)> = (span.first_second..span.now)
         .map(|s| (s, seconds.get(&s).copied().unwrap_or(0)))
         .collect();
     let last_minute: u64 = per_second.iter().rev().take(60).map(|(_, n)| n).sum();
     Ok(Snapshot {
         key: q.list.clone(),
-        now,
+        now: span.now,
         window_minutes: q.window_minutes,
         total: total.unwrap_or(0),
         malformed: malformed.unwrap_or(0),
@@ -222,13 +127,167 @@ pub async fn snapshot<C: redis::aio::ConnectionLike>(
         rate_minute: last_minute as f64 / 60.0,
         per_second,
         per_minute: (0..MINUTES)
-            .map(|i| first_minute + i * MINUTE)
+            .map(|i| span.first_minute + i * MINUTE)
             .map(|m| (m, minutes.get(&m).copied().unwrap_or(0)))
             .collect(),
         uniques,
         top,
         ab,
     })
+}
+
+/// The time a snapshot covers, and the hashes that hold it.
+struct Span {
+    now: i64,
+    this_minute: i64,
+    first_second: i64,
+    first_minute: i64,
+    /// The minutes of the window, newest first.
+    window: Vec<i64>,
+    /// The per-second hashes (one per minute) that hold the last [`SECONDS`].
+    second_hashes: Vec<i64>,
+    /// The per-minute hashes (one per day) that hold the last [`MINUTES`].
+    minute_days: Vec<i64>,
+}
+
+impl Span {
+    fn new(q: &Query) -> Span {
+        let now = q.now;
+        let this_minute = minute_of(now);
+        let first_second = now - SECONDS;
+        let first_minute = this_minute - (MINUTES - 1) * MINUTE;
+        let mut minute_days = vec![day_of(first_minute)];
+        if day_of(this_minute) != minute_days[0] {
+            minute_days.push(day_of(this_minute));
+        }
+        Span {
+            now,
+            this_minute,
+            first_second,
+            first_minute,
+            window: (0..q.window_minutes)
+                .map(|i| this_minute - i * MINUTE)
+                .collect(),
+            second_hashes: (minute_of(first_second)..=this_minute)
+                .step_by(MINUTE as usize)
+                .collect(),
+            minute_days,
+        }
+    }
+
+    /// The commands of one snapshot, in the order [`snapshot`] reads their replies.
+    fn ask(&self, keys: &Keys, config: &AnalyticsConfig) -> redis::Pipeline {
+        let mut p = redis::pipe();
+        p.get(keys.total()).get(keys.malformed());
+        for m in &self.second_hashes {
+            p.hgetall(keys.seconds(*m));
+        }
+        for d in &self.minute_days {
+            p.hgetall(keys.minutes(*d));
+        }
+        p.cmd("PFCOUNT").arg(keys.uniques_minute(self.this_minute));
+        let window_uniques: Vec<String> = self
+            .window
+            .iter()
+            .map(|m| keys.uniques_minute(*m))
+            .collect();
+        p.cmd("PFCOUNT").arg(window_uniques);
+        p.cmd("PFCOUNT").arg(keys.uniques_day(day_of(self.now)));
+        for param in &config.params {
+            for m in &self.window {
+                p.hgetall(keys.values(param, *m));
+            }
+        }
+        if !config.ab_param.is_empty() {
+            for m in &self.window {
+                p.hgetall(keys.ab_hits(*m));
+                p.hgetall(keys.ab_goals(*m));
+            }
+        }
+        p
+    }
+}
+
+/// The pipeline's replies, taken in order.
+struct Replies(std::vec::IntoIter<redis::Value>);
+
+impl Replies {
+    fn next<T: redis::FromRedisValue>(&mut self) -> redis::RedisResult<T> {
+        Ok(redis::from_redis_value(
+            self.0.next().unwrap_or(redis::Value::Nil),
+        )?)
+    }
+
+    /// `n` hashes of counts merged into one (their keys do not overlap).
+    fn merged_counts(&mut self, n: usize) -> redis::RedisResult<HashMap<i64, u64>> {
+        let mut all = HashMap::new();
+        for _ in 0..n {
+            let h: HashMap<i64, u64> = self.next()?;
+            all.extend(h);
+        }
+        Ok(all)
+    }
+
+    /// `n` hashes of value → count, added up.
+    fn summed_values(&mut self, n: usize) -> redis::RedisResult<HashMap<String, u64>> {
+        let mut sum: HashMap<String, u64> = HashMap::new();
+        for _ in 0..n {
+            add_into(&mut sum, self.next()?);
+        }
+        Ok(sum)
+    }
+
+    /// `minutes` pairs of (hits, goals) hashes → the A/B table, variants by name.
+    fn ab_table(
+        &mut self,
+        minutes: usize,
+        config: &AnalyticsConfig,
+    ) -> redis::RedisResult<AbTable> {
+        let mut hits: HashMap<String, u64> = HashMap::new();
+        let mut goals: HashMap<String, u64> = HashMap::new();
+        for _ in 0..minutes {
+            add_into(&mut hits, self.next()?);
+            add_into(&mut goals, self.next()?);
+        }
+        let mut variants: Vec<Variant> = hits
+            .into_iter()
+            .map(|(name, hits)| {
+                let goals = goals.get(&name).copied().unwrap_or(0);
+                Variant::new(name, hits, goals)
+            })
+            .collect();
+        variants.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(AbTable {
+            param: config.ab_param.clone(),
+            goal: config
+                .goal
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+            variants,
+        })
+    }
+}
+
+fn add_into(sum: &mut HashMap<String, u64>, counts: HashMap<String, u64>) {
+    for (v, n) in counts {
+        *sum.entry(v).or_default() += n;
+    }
+}
+
+impl Variant {
+    fn new(name: String, hits: u64, goals: u64) -> Variant {
+        Variant {
+            conversion: if hits == 0 {
+                0.0
+            } else {
+                goals as f64 / hits as f64
+            },
+            name,
+            hits,
+            goals,
+        }
+    }
 }
 
 /// Most events first, ties by value, at most `n`.

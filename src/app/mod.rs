@@ -1,7 +1,11 @@
 //! One composition root per long-running program. Each builds its pipeline the same way:
 //! the log-and-ship [`pipeline`](crate::pipeline), then the [`admin`](crate::admin)
 //! listener, then the [`analytics`](crate::analytics), then its sources — and takes them
-//! down in the reverse order when the shutdown signal comes.
+//! down in the reverse order when the shutdown signal comes. One `CancellationToken`
+//! stops the sources and the admin listener; the pipeline then drains what was logged.
+//!
+//! Only here do sources meet the shipper and the analytics: a source (`http`, `relay`)
+//! imports neither.
 
 pub mod relay;
 pub mod serve;

@@ -6,7 +6,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use crate::admin::{self, AdminState};
 use crate::analytics;
@@ -52,7 +52,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         .ok();
     let keys = KeyGuard::new(&config.relay.key_pattern, &config.analytics.prefix)
         .map_err(|e| RouteError::KeyPattern(e.to_string()))?;
-    let router = Arc::new(Router::new(&config.relay.effective_routes(), keys)?);
+    let router = Arc::new(Router::new(&config.relay.routes, keys)?);
     // Sockets are bound before anything else starts, so that a source that cannot listen
     // stops the relay before it opens the log.
     let bound = relay::bind_all(&config.relay.sources)?;
@@ -68,7 +68,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let dashboard = analytics::start(&config, shipped)
         .map_err(RelayAppError::Analytics)
         .map_err(cleanup)?;
-    let (stop, stopped) = watch::channel(false);
+    // One token stops everything that serves: the sources, the admin listener.
+    let stop = CancellationToken::new();
     let admin_state = AdminState {
         log: pipeline.log.clone(),
         shipper: pipeline.status.clone(),
@@ -78,7 +79,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let admin_addr = admin::serve(
         config.admin_listen,
         admin::router(admin_state).merge(dashboard),
-        stopped.clone(),
+        stop.clone(),
     )
     .await
     .map_err(|source| RelayAppError::Admin {
@@ -86,18 +87,18 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         source,
     })
     .map_err(cleanup)?;
-    let sources = Sources::start(bound, router.clone(), pipeline.log.clone(), stopped.clone())?;
+    let sources = Sources::start(bound, router.clone(), pipeline.log.clone(), stop.clone())?;
     if let Some(hangup) = hangup {
         tokio::spawn(relay::reopen_files_on_hangup(
             hangup,
             router.clone(),
-            stopped,
+            stop.clone(),
         ));
     }
     tracing::info!(admin = %admin_addr, routes = router.routes.len(), "relaying syslog");
     shutdown.await;
     tracing::info!("stopping: no more reads; logging what was read");
-    let _ = stop.send(true);
+    stop.cancel();
     sources.join().await;
     let left = pipeline.drain().await;
     tracing::info!(unshipped_bytes = left, "stopped");

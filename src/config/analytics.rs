@@ -21,7 +21,8 @@ pub struct AnalyticsConfig {
     /// Query parameter naming the A/B variant ("" = no A/B table).
     pub ab_param: String,
     /// The goal event, `name=value`: an event carrying it is a conversion for its variant.
-    pub goal: String,
+    #[serde(with = "goal_text")]
+    pub goal: Option<Goal>,
     /// How long per-second counts are kept.
     #[serde(with = "humantime_serde")]
     pub second_retention: Duration,
@@ -43,7 +44,7 @@ impl Default for AnalyticsConfig {
             params: vec!["utm_source".into()],
             visitor: "uid".into(),
             ab_param: String::new(),
-            goal: String::new(),
+            goal: None,
             second_retention: Duration::from_secs(2 * 3600),
             minute_retention: Duration::from_secs(2 * 86400),
             day_retention: Duration::from_secs(35 * 86400),
@@ -61,13 +62,7 @@ impl AnalyticsConfig {
                 "must not be empty (the aggregates would mix with other keys)",
             ));
         }
-        if !self.goal.is_empty() && !self.goal.contains('=') {
-            return Err(ConfigError::invalid(
-                "analytics.goal",
-                "must be `param=value`, e.g. \"event=signup\"",
-            ));
-        }
-        if !self.goal.is_empty() && self.ab_param.is_empty() {
+        if self.goal.is_some() && self.ab_param.is_empty() {
             return Err(ConfigError::invalid(
                 "analytics.goal",
                 "needs analytics.ab_param (the variant the goal is counted for)",
@@ -97,14 +92,61 @@ impl AnalyticsConfig {
 
     /// The goal split into its parameter and value (`event=signup` → ("event", "signup")).
     pub fn goal_pair(&self) -> Option<(&str, &str)> {
-        if self.goal.is_empty() {
-            return None;
+        self.goal
+            .as_ref()
+            .map(|g| (g.param.as_str(), g.value.as_str()))
+    }
+}
+
+/// The goal event of the A/B table: an event whose `param` is `value` is a conversion.
+/// Written `param=value` (e.g. `event=signup`); an empty string is no goal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Goal {
+    pub param: String,
+    pub value: String,
+}
+
+impl std::str::FromStr for Goal {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Goal, String> {
+        match s.split_once('=') {
+            Some((param, value)) => Ok(Goal {
+                param: param.to_owned(),
+                value: value.to_owned(),
+            }),
+            None => Err(format!(
+                "`{s}` must be `param=value`, e.g. \"event=signup\""
+            )),
         }
-        Some(
-            self.goal
-                .split_once('=')
-                .unwrap_or((self.goal.as_str(), "")),
-        )
+    }
+}
+
+impl std::fmt::Display for Goal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}={}", self.param, self.value)
+    }
+}
+
+/// `goal` in the file: `"param=value"`, or `""` for none.
+mod goal_text {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::Goal;
+
+    pub fn serialize<S: Serializer>(goal: &Option<Goal>, s: S) -> Result<S::Ok, S::Error> {
+        match goal {
+            Some(g) => s.collect_str(g),
+            None => s.serialize_str(""),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Goal>, D::Error> {
+        let text = String::deserialize(d)?;
+        if text.is_empty() {
+            return Ok(None);
+        }
+        text.parse().map(Some).map_err(serde::de::Error::custom)
     }
 }
 

@@ -128,6 +128,7 @@ impl Config {
                 "must be at least http.max_request_line and http.max_header_line",
             ));
         }
+        self.http.validate_web()?;
         if self.http.max_connections == 0 {
             return Err(ConfigError::invalid("http.max_connections", "must be > 0"));
         }
@@ -156,8 +157,6 @@ impl Config {
         redis::Client::open(self.redis.as_str())
             .map_err(|e| ConfigError::invalid("redis", e.to_string()))?;
         self.analytics.validate()?;
-        crate::template::http::compile(&self.http.format)
-            .map_err(|e| ConfigError::invalid("http.format", e.to_string()))?;
         self.relay.validate()?;
         Ok(())
     }

@@ -22,12 +22,11 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::str::FromStr;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::config::ConfigError;
-use crate::syslog::{Facility, Severity};
-use crate::template::syslog as template;
+use super::ConfigError;
 
 /// The file line syslog-ng writes by default (its `file()` destination's template).
 pub const DEFAULT_FILE_TEMPLATE: &str = "${DATE} ${HOST} ${MSGHDR}${MESSAGE}";
@@ -35,35 +34,125 @@ pub const DEFAULT_FILE_TEMPLATE: &str = "${DATE} ${HOST} ${MSGHDR}${MESSAGE}";
 /// The names programs have: letters, digits, `_`, `.`, `-`, at most 64 bytes.
 pub const DEFAULT_KEY_PATTERN: &str = "^[A-Za-z0-9_.-]{1,64}$";
 
+/// `[relay]`. Templates are kept as written: the relay compiles them once when it
+/// starts, and a bad one is an error naming its field then.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(try_from = "RelaySection", into = "RelaySection")]
 pub struct RelayConfig {
     pub sources: Vec<SourceConfig>,
-    /// Explicit routes; when empty, the original two (see the module notes).
-    pub routes: Vec<RouteConfig>,
-    /// For the original routes: where non-`local3` messages go (none: they are counted
-    /// as unrouted and dropped, as a syslog-ng without that log path would).
-    pub other_file: Option<PathBuf>,
-    /// For the original routes: the line written to `other_file`.
-    pub other_template: String,
-    /// For the original routes: the Redis list and the record.
-    pub redis_key: String,
-    pub redis_value: String,
+    pub routes: Routes,
     /// A Redis key rendered from message fields must match this (a regular expression);
     /// pixelpipe's own keys are refused whatever it says (see `relay/key.rs`).
     pub key_pattern: String,
+}
+
+/// Where messages go: the original configuration's two routes, or routes of your own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Routes {
+    /// No `[[relay.routes]]`: see the module notes.
+    Original(OriginalRoutes),
+    /// `[[relay.routes]]`, in order.
+    Own(Vec<RouteConfig>),
 }
 
 impl Default for RelayConfig {
     fn default() -> Self {
         RelayConfig {
             sources: Vec::new(),
-            routes: Vec::new(),
-            other_file: None,
-            other_template: DEFAULT_FILE_TEMPLATE.into(),
+            routes: Routes::default(),
+            key_pattern: DEFAULT_KEY_PATTERN.into(),
+        }
+    }
+}
+
+impl Default for Routes {
+    fn default() -> Self {
+        Routes::Original(OriginalRoutes::default())
+    }
+}
+
+/// The original routes' settings: `local3` → Redis, everything else → `other_file`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OriginalRoutes {
+    /// The Redis list and the record.
+    pub redis_key: String,
+    pub redis_value: String,
+    /// Where non-`local3` messages go (none: they are counted as unrouted and dropped,
+    /// as a syslog-ng without that log path would).
+    pub other_file: Option<PathBuf>,
+    /// The line written to `other_file`.
+    pub other_template: String,
+}
+
+impl Default for OriginalRoutes {
+    fn default() -> Self {
+        OriginalRoutes {
             redis_key: "${PROGRAM}".into(),
             redis_value: "${MESSAGE}".into(),
-            key_pattern: DEFAULT_KEY_PATTERN.into(),
+            other_file: None,
+            other_template: DEFAULT_FILE_TEMPLATE.into(),
+        }
+    }
+}
+
+/// `[relay]` as written: the original routes' settings sit beside `routes`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RelaySection {
+    sources: Vec<SourceConfig>,
+    /// Explicit routes; when empty, the original two.
+    routes: Vec<RouteConfig>,
+    other_file: Option<PathBuf>,
+    other_template: String,
+    redis_key: String,
+    redis_value: String,
+    key_pattern: String,
+}
+
+impl Default for RelaySection {
+    fn default() -> Self {
+        RelayConfig::default().into()
+    }
+}
+
+impl TryFrom<RelaySection> for RelayConfig {
+    type Error = String;
+
+    fn try_from(s: RelaySection) -> Result<RelayConfig, String> {
+        let routes = if s.routes.is_empty() {
+            Routes::Original(OriginalRoutes {
+                redis_key: s.redis_key,
+                redis_value: s.redis_value,
+                other_file: s.other_file,
+                other_template: s.other_template,
+            })
+        } else if s.other_file.is_some() {
+            return Err("`relay.other_file` only applies to the original routes; with `relay.routes`, add a route with a file destination".into());
+        } else {
+            Routes::Own(s.routes)
+        };
+        Ok(RelayConfig {
+            sources: s.sources,
+            routes,
+            key_pattern: s.key_pattern,
+        })
+    }
+}
+
+impl From<RelayConfig> for RelaySection {
+    fn from(c: RelayConfig) -> RelaySection {
+        let (routes, original) = match c.routes {
+            Routes::Original(o) => (Vec::new(), o),
+            Routes::Own(routes) => (routes, OriginalRoutes::default()),
+        };
+        RelaySection {
+            sources: c.sources,
+            routes,
+            other_file: original.other_file,
+            other_template: original.other_template,
+            redis_key: original.redis_key,
+            redis_value: original.redis_value,
+            key_pattern: c.key_pattern,
         }
     }
 }
@@ -87,7 +176,7 @@ pub struct UnixSource {
     /// Permissions of the socket file, octal. 0666 like `/dev/log`, so that programs
     /// running as other users (nginx workers) can write to it.
     #[serde(default = "default_mode")]
-    pub mode: String,
+    pub mode: FileMode,
     /// Run the socket's reader with real-time (`SCHED_FIFO`) priority when allowed, so
     /// that the 10-deep datagram queue is emptied before senders drop messages.
     #[serde(default = "default_true")]
@@ -153,8 +242,8 @@ pub struct TlsFiles {
 fn default_true() -> bool {
     true
 }
-fn default_mode() -> String {
-    "0666".into()
+fn default_mode() -> FileMode {
+    FileMode(0o666)
 }
 fn default_queue_len() -> usize {
     512
@@ -187,12 +276,35 @@ impl UnixSource {
             parse_hostname: true,
         }
     }
+}
 
-    pub fn mode_bits(&self) -> Result<u32, String> {
-        u32::from_str_radix(self.mode.trim_start_matches("0o"), 8)
+/// A file's permission bits, written in octal as for `chmod` (`"0666"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileMode(pub u32);
+
+impl FromStr for FileMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<FileMode, String> {
+        u32::from_str_radix(s.trim_start_matches("0o"), 8)
             .ok()
             .filter(|m| *m <= 0o7777)
-            .ok_or_else(|| format!("`{}` is not an octal file mode like \"0666\"", self.mode))
+            .map(FileMode)
+            .ok_or_else(|| format!("`{s}` is not an octal file mode like \"0666\""))
+    }
+}
+
+impl Serialize for FileMode {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&format_args!("{:04o}", self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for FileMode {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<FileMode, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -217,6 +329,50 @@ impl TcpSource {
             tls: None,
         }
     }
+}
+
+/// The syslog facilities, named as syslog-ng and `logger -p` name them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Facility {
+    Kern = 0,
+    User,
+    Mail,
+    Daemon,
+    Auth,
+    Syslog,
+    Lpr,
+    News,
+    Uucp,
+    Cron,
+    Authpriv,
+    Ftp,
+    Ntp,
+    Security,
+    Console,
+    Solaris,
+    Local0,
+    Local1,
+    Local2,
+    Local3,
+    Local4,
+    Local5,
+    Local6,
+    Local7,
+}
+
+/// The severities, most severe first (their numeric value).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Emerg = 0,
+    Alert,
+    Crit,
+    Err,
+    Warning,
+    Notice,
+    Info,
+    Debug,
 }
 
 /// A log path: messages that pass `filter` go to `destination`; with `final`, they stop
@@ -283,48 +439,19 @@ pub fn sources_from_flags(
 impl RelayConfig {
     /// The routes in effect: the explicit ones, or the original two.
     pub fn effective_routes(&self) -> Vec<RouteConfig> {
-        if !self.routes.is_empty() {
-            return self.routes.clone();
+        match &self.routes {
+            Routes::Own(routes) => routes.clone(),
+            Routes::Original(o) => o.routes(),
         }
-        let local3 = Filter {
-            facility: Some(vec![Facility::Local3]),
-            ..Filter::default()
-        };
-        let mut routes = vec![RouteConfig {
-            filter: local3.clone(),
-            destination: DestinationConfig::Redis {
-                key: self.redis_key.clone(),
-                value: self.redis_value.clone(),
-            },
-            is_final: false,
-        }];
-        if let Some(path) = &self.other_file {
-            routes.push(RouteConfig {
-                filter: Filter {
-                    not: Some(Box::new(local3)),
-                    ..Filter::default()
-                },
-                destination: DestinationConfig::File {
-                    path: path.clone(),
-                    template: self.other_template.clone(),
-                },
-                is_final: false,
-            });
-        }
-        routes
     }
 
-    /// Checks what serde cannot, naming the field at fault. Templates are compiled here
-    /// once to find errors at start-up (and again, once, when the relay starts).
+    /// Checks what serde cannot, naming the field at fault.
     pub fn validate(&self) -> Result<(), ConfigError> {
         regex::bytes::Regex::new(&self.key_pattern)
             .map_err(|e| ConfigError::invalid("relay.key_pattern", e.to_string()))?;
         for (i, source) in self.sources.iter().enumerate() {
             match source {
                 SourceConfig::Unix(u) => {
-                    u.mode_bits().map_err(|e| {
-                        ConfigError::invalid("relay.sources", format!("[{i}].mode: {e}"))
-                    })?;
                     if u.path.as_os_str().is_empty() {
                         return Err(ConfigError::invalid(
                             "relay.sources",
@@ -374,39 +501,39 @@ impl RelayConfig {
                 _ => {}
             }
         }
-        if self.routes.is_empty() {
-            let check = |field: &'static str, t: &str| {
-                template::compile(t)
-                    .map(|_| ())
-                    .map_err(|e| ConfigError::invalid(field, e.to_string()))
-            };
-            check("relay.redis_key", &self.redis_key)?;
-            check("relay.redis_value", &self.redis_value)?;
-            check("relay.other_template", &self.other_template)?;
-        } else if self.other_file.is_some() {
-            return Err(ConfigError::invalid(
-                "relay.other_file",
-                "only applies to the original routes; with `relay.routes`, add a route with a file destination",
-            ));
-        }
-        for (i, route) in self.routes.iter().enumerate() {
-            let (name, source) = match &route.destination {
-                DestinationConfig::Redis { key, value } => {
-                    template::compile(key).map_err(|e| {
-                        ConfigError::invalid(
-                            "relay.routes",
-                            format!("[{i}].destination.redis.key: {e}"),
-                        )
-                    })?;
-                    ("redis.value", value)
-                }
-                DestinationConfig::File { template, .. } => ("file.template", template),
-            };
-            template::compile(source).map_err(|e| {
-                ConfigError::invalid("relay.routes", format!("[{i}].destination.{name}: {e}"))
-            })?;
-        }
         Ok(())
+    }
+}
+
+impl OriginalRoutes {
+    /// The two routes: `local3` → Redis, and (with `other_file`) the rest → the file.
+    pub fn routes(&self) -> Vec<RouteConfig> {
+        let local3 = Filter {
+            facility: Some(vec![Facility::Local3]),
+            ..Filter::default()
+        };
+        let mut routes = vec![RouteConfig {
+            filter: local3.clone(),
+            destination: DestinationConfig::Redis {
+                key: self.redis_key.clone(),
+                value: self.redis_value.clone(),
+            },
+            is_final: false,
+        }];
+        if let Some(path) = &self.other_file {
+            routes.push(RouteConfig {
+                filter: Filter {
+                    not: Some(Box::new(local3)),
+                    ..Filter::default()
+                },
+                destination: DestinationConfig::File {
+                    path: path.clone(),
+                    template: self.other_template.clone(),
+                },
+                is_final: false,
+            });
+        }
+        routes
     }
 }
 
@@ -455,14 +582,18 @@ mod tests {
             c.sources[0],
             SourceConfig::Unix(UnixSource::new("/tmp/x.sock".into()))
         );
-        assert!(c.routes[0].is_final);
-        assert_eq!(c.effective_routes().len(), 2);
+        let routes = c.effective_routes();
+        assert!(routes[0].is_final);
+        assert_eq!(routes.len(), 2);
     }
 
     #[test]
     fn default_routes_are_the_original() {
         let c = RelayConfig {
-            other_file: Some("/tmp/m".into()),
+            routes: Routes::Original(OriginalRoutes {
+                other_file: Some("/tmp/m".into()),
+                ..OriginalRoutes::default()
+            }),
             ..RelayConfig::default()
         };
         let routes = c.effective_routes();
@@ -477,20 +608,21 @@ mod tests {
         let e = relay("[[sources]]\ntype = \"udp\"\naddress = \"127.0.0.1:1\"\nport = 3\n")
             .unwrap_err();
         assert!(e.contains("port"), "{e}");
+        // The mode is parsed, not checked afterwards: serde names the source, the
+        // message the mode.
         let e = relay("[[sources]]\ntype = \"unix\"\npath = \"/x\"\nmode = \"999\"\n").unwrap_err();
-        assert!(e.contains("relay.sources") && e.contains("[0].mode"), "{e}");
-        let e = relay("[[sources]]\ntype = \"unix\"\npath = \"/x\"\nqueue_len = 0\n").unwrap_err();
-        assert!(e.contains("[0].queue_len"), "{e}");
-        let e =
-            relay("[[routes]]\ndestination = { redis = { key = \"${NOPE}\", value = \"x\" } }\n")
-                .unwrap_err();
         assert!(
-            e.contains("[0].destination.redis.key") && e.contains("NOPE"),
+            e.contains("sources.0") && e.contains("file mode") && e.contains("999"),
             "{e}"
         );
+        let e = relay("[[sources]]\ntype = \"unix\"\npath = \"/x\"\nqueue_len = 0\n").unwrap_err();
+        assert!(e.contains("[0].queue_len"), "{e}");
         let e = relay("[[routes]]\nfilter = { facility = [\"local9\"] }\ndestination = { file = { path = \"/x\" } }\n").unwrap_err();
         assert!(e.contains("local9"), "{e}");
-        let e = relay("redis_value = \"$(upper x)\"").unwrap_err();
-        assert!(e.contains("relay.redis_value"), "{e}");
+        let e = relay(
+            "routes = [{ destination = { file = { path = \"/x\" } } }]\nother_file = \"/y\"\n",
+        )
+        .unwrap_err();
+        assert!(e.contains("relay.other_file"), "{e}");
     }
 }

@@ -7,22 +7,23 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
-use super::request::{self, Parsed, Request};
+use super::request::{self, Parsed};
 use super::response::{self, Reply};
+use super::tls::Transport;
+use super::web::{self, Incoming, Routed};
 use super::Endpoint;
-use crate::log::{Appender, LogError, Ticket};
+use crate::log::Appender;
 use crate::metrics::metrics;
-use crate::template::http::Hit;
 
-pub async fn serve(
-    stream: TcpStream,
+/// Serves one connection, plain (`TcpStream`) or HTTPS (see `tls.rs`).
+pub async fn serve<S: Transport>(
+    stream: S,
     peer: SocketAddr,
     endpoint: Arc<Endpoint>,
     appender: Appender,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
 ) {
     let mut conn = Connection {
         stream,
@@ -38,7 +39,7 @@ pub async fn serve(
     };
     // Made once per connection, not per wait: registering with the shared shutdown
     // signal on every keep-alive round trip costs more than the rest of the wait.
-    let stop = super::stopped(&mut shutdown);
+    let stop = shutdown.cancelled();
     tokio::pin!(stop);
     loop {
         // One clock reading per batch of requests: their records' time and the answers' Date.
@@ -75,8 +76,8 @@ enum End {
     Invalid,
 }
 
-struct Connection {
-    stream: TcpStream,
+struct Connection<S> {
+    stream: S,
     peer: SocketAddr,
     endpoint: Arc<Endpoint>,
     appender: Appender,
@@ -86,8 +87,9 @@ struct Connection {
     out: Vec<u8>,
     /// Scratch space for rendering one record.
     record: Vec<u8>,
-    /// Each answer, whether it has a body, and for hits the ticket its 200 waits for.
-    answers: Vec<(Reply, bool, Option<Ticket>)>,
+    /// Each answer and whether it has a body; for records, the ticket its success waits
+    /// for.
+    answers: Vec<(Routed, bool)>,
     /// When the first byte of the request being read arrived: the header timeout runs
     /// from there, so a client trickling a byte at a time cannot hold the connection.
     request_started: Option<Instant>,
@@ -95,7 +97,7 @@ struct Connection {
     continued: bool,
 }
 
-impl Connection {
+impl<S: Transport> Connection<S> {
     /// Parses and routes every complete request already buffered (pipelining), appending
     /// the hits' records; their answers wait in `answers`.
     fn answer_buffered(&mut self, now: SystemTime) -> End {
@@ -107,35 +109,36 @@ impl Connection {
                 Parsed::Request(req, len) => {
                     start += len;
                     if req.expect_continue && !self.continued {
-                        self.answers.push((Reply::Continue, false, None));
+                        self.answers.push((Routed::plain(Reply::Continue), false));
                     }
                     self.continued = false;
                     if !req.keep_alive {
                         end = End::Close;
                     }
                     let head = req.method == "HEAD";
-                    let (reply, ticket) = route(
-                        &req,
-                        self.peer,
+                    let inc = Incoming {
+                        req: &req,
+                        path: &req.path,
+                        body: &req.body,
+                        peer: self.peer,
                         now,
-                        &self.endpoint,
-                        &self.appender,
-                        &mut self.record,
-                    );
-                    self.answers.push((reply, !head, ticket));
+                        tls: S::TLS,
+                    };
+                    let routed = route(&inc, &self.endpoint, &self.appender, &mut self.record);
+                    self.answers.push((routed, !head));
                 }
                 Parsed::Partial { expect_continue } => {
                     // The client waits for this before it sends the body: it goes out now,
                     // after the answers to the requests before it.
                     if expect_continue && !self.continued {
                         self.continued = true;
-                        self.answers.push((Reply::Continue, false, None));
+                        self.answers.push((Routed::plain(Reply::Continue), false));
                     }
                     break;
                 }
                 Parsed::Invalid(reply) => {
                     count_rejected(reply);
-                    self.answers.push((reply, true, None));
+                    self.answers.push((Routed::plain(reply), true));
                     end = End::Invalid;
                 }
             }
@@ -151,11 +154,17 @@ impl Connection {
     /// not be), then writes every answer with one write.
     async fn write_answers(&mut self, end: End, now: SystemTime) -> std::io::Result<()> {
         let mut hits = 0;
-        for (reply, with_body, ticket) in self.answers.drain(..) {
+        for (routed, with_body) in self.answers.drain(..) {
+            let Routed {
+                reply,
+                ticket,
+                extra,
+                events,
+            } = routed;
             let reply = match ticket {
                 Some(t) => match t.wait().await {
                     Ok(()) => {
-                        hits += 1;
+                        hits += events;
                         reply
                     }
                     // Said by the log once per change of state, not per group.
@@ -170,7 +179,10 @@ impl Connection {
                 self.out.extend_from_slice(response::CONTINUE);
                 continue;
             }
-            reply.write(&mut self.out, end == End::KeepAlive, with_body, now);
+            // A 503 stands alone: no CORS or Location for what was not recorded.
+            let extra = extra.filter(|_| reply != Reply::ServiceUnavailable);
+            let keep_alive = end == End::KeepAlive;
+            reply.write_with(&mut self.out, keep_alive, with_body, now, extra.as_deref());
         }
         metrics().hits.increment(hits);
         let written = self.send_out().await;
@@ -211,7 +223,7 @@ impl Connection {
         }
         // The next request is often there already (pipelining, fast clients): then no
         // timer and no wake-up are needed.
-        match self.stream.try_read_buf(&mut self.buf) {
+        match self.stream.read_ready(&mut self.buf) {
             Ok(0) => return false,
             Ok(_) => return true,
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
@@ -239,10 +251,11 @@ impl Connection {
     }
 }
 
-impl Connection {
+impl<S: Transport> Connection<S> {
     /// An idle keep-alive connection may wait long: it holds no buffers meanwhile
-    /// (thousands of idle connections would pin ~8 KiB each) and takes them again once
-    /// the socket is readable. Returns false when the connection is done.
+    /// (thousands of idle connections would pin ~8 KiB each) and takes them again when
+    /// the client sends (the first read takes a small buffer, the next ones a full one).
+    /// Returns false when the connection is done.
     async fn wait_idle(
         &mut self,
         timeout: Duration,
@@ -250,21 +263,10 @@ impl Connection {
     ) -> bool {
         (self.buf, self.out, self.record, self.answers) = Default::default();
         tokio::select! {
-            ready = tokio::time::timeout(timeout, self.stream.readable()) => {
-                if !matches!(ready, Ok(Ok(()))) {
-                    return false;
-                }
+            read = tokio::time::timeout(timeout, self.stream.read_buf(&mut self.buf)) => {
+                matches!(read, Ok(Ok(n)) if n > 0)
             }
-            _ = stop => return false,
-        }
-        self.buf.reserve(4096);
-        self.out.reserve(1024);
-        self.record.reserve(256);
-        match self.stream.try_read_buf(&mut self.buf) {
-            Ok(0) => false,
-            Ok(_) => true,
-            // Readiness can be spurious: the caller comes back here to wait again.
-            Err(e) => e.kind() == std::io::ErrorKind::WouldBlock,
+            _ = stop => false,
         }
     }
 }
@@ -272,7 +274,7 @@ impl Connection {
 /// After answering a bad request, reads and discards what the client is still sending
 /// (for a moment, up to a bound) before closing: closing with unread data makes the
 /// kernel send a reset, which can destroy the answer before the client has read it.
-async fn linger(stream: &mut TcpStream, buf: &mut Vec<u8>) {
+async fn linger<S: Transport>(stream: &mut S, buf: &mut Vec<u8>) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
     let mut discarded = 0;
     while discarded < 256 * 1024 {
@@ -284,44 +286,18 @@ async fn linger(stream: &mut TcpStream, buf: &mut Vec<u8>) {
     }
 }
 
-/// Decides the answer to one request; for a pixel hit, renders and appends its record.
+/// Decides the answer to one request; for a hit, renders and appends its record(s).
 fn route(
-    req: &Request<'_, '_>,
-    peer: SocketAddr,
-    now: SystemTime,
+    inc: &Incoming<'_, '_, '_>,
     endpoint: &Endpoint,
     appender: &Appender,
     record: &mut Vec<u8>,
-) -> (Reply, Option<Ticket>) {
-    // The path decoded and normalised (`/pixel%2Egif`, `//pixel.gif`), as nginx matches it.
-    if *req.path != *endpoint.path.as_bytes() {
+) -> Routed {
+    // The pixel, beacon, script and redirect paths (web.rs); every other path is a 404.
+    web::route(inc, endpoint, appender, record).unwrap_or_else(|| {
         metrics().rejected_not_found.increment(1);
-        return (Reply::NotFound, None);
-    }
-    if req.method != "GET" && req.method != "HEAD" {
-        metrics().rejected_method.increment(1);
-        return (Reply::MethodNotAllowed, None);
-    }
-    let hit = Hit {
-        time: now,
-        method: req.method,
-        target: req.target,
-        remote_addr: peer.ip(),
-        headers: req.headers,
-    };
-    record.clear();
-    endpoint.template.render(&hit, record);
-    match appender.append(&endpoint.key, record) {
-        Ok(ticket) => (Reply::Pixel, Some(ticket)),
-        Err(LogError::Full { .. }) => {
-            metrics().rejected_log_full.increment(1);
-            (Reply::ServiceUnavailable, None)
-        }
-        Err(_) => {
-            metrics().rejected_log_error.increment(1);
-            (Reply::ServiceUnavailable, None)
-        }
-    }
+        Routed::plain(Reply::NotFound)
+    })
 }
 
 fn count_rejected(reply: Reply) {

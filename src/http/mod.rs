@@ -1,17 +1,28 @@
-//! The pixel endpoint (`pixelpipe serve`): a small HTTP/1.1 server that answers one path
-//! with a GIF and logs each hit.
+//! The pixel endpoint of `pixelpipe serve` (wired in `app::serve`): a small HTTP/1.1
+//! server that answers one path with a GIF and logs each hit. One hit's way: a
+//! [`connection`] reads the bytes, [`request`] parses the head, the hit ([`hit`], which
+//! the record template reads) is rendered into a record and appended to the local log,
+//! and once the log has it the [`response`] goes out. The shipper takes the record on to
+//! Redis; this module knows neither the shipper nor the analytics.
 //!
 //! Why not hyper: the endpoint has one route and fixed answers, and the budget per hit is
-//! what nginx spends (DESIGN.md). Parsing with httparse and writing canned bytes lets one
+//! what nginx spends. Parsing with httparse and writing canned bytes lets one
 //! read serve a whole pipelined batch with one group-committed log write and one socket
 //! write. Each worker thread runs its own single-threaded runtime on its own
 //! `SO_REUSEPORT` listener, as nginx runs its workers, so hits never cross threads.
 
+pub mod beacon;
 pub mod body;
 pub mod connection;
+pub mod cors;
+pub mod hit;
+pub mod redirect;
 pub mod request;
 pub mod response;
+pub mod script;
+pub mod tls;
 mod trim;
+pub mod web;
 
 use std::io;
 use std::net::SocketAddr;
@@ -22,13 +33,13 @@ use std::time::Duration;
 
 use socket2::{Domain, Socket, Type};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::HttpConfig;
 use crate::log::{Appender, Log};
 use crate::metrics::metrics;
-use crate::template::http::{self as template, Template};
+use crate::template::http::Template;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
@@ -36,10 +47,12 @@ pub enum HttpError {
     Bind { addr: SocketAddr, source: io::Error },
     #[error("cannot listen on {0}: another process listens there (a second pixelpipe?); set http.reuse_port = true to share the port on purpose")]
     InUse(SocketAddr),
-    #[error("bad record format: {0}")]
-    Template(#[from] template::TemplateError),
     #[error("cannot start a worker thread: {0}")]
     Thread(io::Error),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    #[error("bad configuration: `{0}`: {1}")]
+    Web(&'static str, String),
 }
 
 /// What every connection needs to know, shared by all workers.
@@ -50,36 +63,50 @@ pub struct Endpoint {
     pub limits: request::Limits,
     pub header_timeout: Duration,
     pub idle_timeout: Duration,
+    /// Beacons, CORS, the tracker script, click redirects.
+    pub web: web::Web,
     pub send_timeout: Duration,
 }
 
 pub struct HttpServer {
     pub local_addr: SocketAddr,
+    /// The HTTPS address, when `http.tls` is set.
+    pub tls_addr: Option<SocketAddr>,
+    tls: Option<Arc<tls::ReloadableTls>>,
     workers: Vec<JoinHandle<()>>,
 }
 
 impl HttpServer {
     /// Binds the listeners and starts the workers. They stop accepting when `shutdown`
-    /// turns true, and end once their in-flight requests are answered.
+    /// is cancelled, and end once their in-flight requests are answered.
     pub fn start(
         config: &HttpConfig,
+        template: Template,
         log: Arc<Log>,
-        shutdown: watch::Receiver<bool>,
+        shutdown: CancellationToken,
     ) -> Result<HttpServer, HttpError> {
         let endpoint = Arc::new(Endpoint {
             path: config.path.clone(),
             key: config.key.clone().into_bytes(),
-            template: template::compile(&config.format)?,
+            template,
             limits: request::Limits {
                 max_request_line: config.max_request_line,
                 max_header_line: config.max_header_line,
                 max_header_bytes: config.max_header_bytes,
-                max_body: request::MAX_BODY,
+                // The beacons' bound, enforced as the body is read.
+                max_body: config.max_body_bytes as u64,
             },
             header_timeout: config.header_timeout,
             idle_timeout: config.idle_timeout,
+            web: web::Web::new(config).map_err(|(field, e)| HttpError::Web(field, e))?,
             send_timeout: config.send_timeout,
         });
+        // The certificate is read before anything listens: a bad one is a start-up error.
+        let tls = config
+            .tls
+            .as_ref()
+            .map(tls::ReloadableTls::load)
+            .transpose()?;
         let workers = match config.workers {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
@@ -101,11 +128,27 @@ impl HttpServer {
         for _ in 1..workers {
             listeners.push(bind(local_addr)?);
         }
+        // The HTTPS listeners, one per worker as for plain HTTP.
+        let mut tls_listeners: Vec<Option<std::net::TcpListener>> = Vec::new();
+        let mut tls_addr = None;
+        if let (Some(_), Some(addr)) = (&tls, config.tls_listen) {
+            let first = bind(addr)?;
+            let bound = first
+                .local_addr()
+                .map_err(|source| HttpError::Bind { addr, source })?;
+            tls_addr = Some(bound);
+            tls_listeners.push(Some(first));
+            for _ in 1..workers {
+                tls_listeners.push(Some(bind(bound)?));
+            }
+        }
+        tls_listeners.resize_with(workers, || None);
         let connections = Arc::new(AtomicUsize::new(0));
         trim::watch(&connections);
         let mut handles = Vec::new();
-        for (i, listener) in listeners.into_iter().enumerate() {
+        for (i, (listener, tls_listener)) in listeners.into_iter().zip(tls_listeners).enumerate() {
             let worker = Worker {
+                tls: tls.clone().zip(tls_listener),
                 endpoint: endpoint.clone(),
                 log: log.clone(),
                 shutdown: shutdown.clone(),
@@ -120,8 +163,19 @@ impl HttpServer {
         }
         Ok(HttpServer {
             local_addr,
+            tls_addr,
+            tls,
             workers: handles,
         })
+    }
+
+    /// Re-reads the TLS certificate and key (on SIGHUP). On an error the certificate in
+    /// use stays. `Ok(false)`: no TLS configured.
+    pub fn reload_tls(&self) -> Result<bool, tls::TlsError> {
+        match &self.tls {
+            Some(t) => t.reload().map(|()| true),
+            None => Ok(false),
+        }
     }
 
     /// Blocks until every worker has finished (after shutdown).
@@ -157,9 +211,11 @@ fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, HttpError> {
 }
 
 struct Worker {
+    /// The TLS acceptor and this worker's HTTPS listener.
+    tls: Option<(Arc<tls::ReloadableTls>, std::net::TcpListener)>,
     endpoint: Arc<Endpoint>,
     log: Arc<Log>,
-    shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
     connections: Arc<AtomicUsize>,
     max_connections: usize,
 }
@@ -174,6 +230,16 @@ impl Drop for ConnectionSlot {
 }
 
 impl Worker {
+    /// A place under `max_connections`, or `None` (counted): the connection is closed.
+    fn slot(&self) -> Option<ConnectionSlot> {
+        if self.connections.fetch_add(1, Ordering::Relaxed) >= self.max_connections {
+            self.connections.fetch_sub(1, Ordering::Relaxed);
+            metrics().rejected_connections.increment(1);
+            return None;
+        }
+        Some(ConnectionSlot(self.connections.clone()))
+    }
+
     fn run(self, listener: std::net::TcpListener) {
         let runtime = match tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -198,8 +264,40 @@ impl Worker {
         };
         let appender = Appender::new(self.log.clone());
         let mut tasks = JoinSet::new();
+        let tls = match self.tls.take() {
+            Some((acceptor, l)) => match TcpListener::from_std(l) {
+                Ok(l) => Some((acceptor, l)),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot register the HTTPS listener");
+                    return;
+                }
+            },
+            None => None,
+        };
         loop {
             tokio::select! {
+                accepted = tls::accept(tls.as_ref().map(|t| &t.1)) => {
+                    let (stream, peer) = match accepted {
+                        Ok(a) => a,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "accept failed");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            continue;
+                        }
+                    };
+                    let Some(slot) = self.slot() else { continue };
+                    let _ = stream.set_nodelay(true);
+                    let acceptor = tls.as_ref().map(|t| t.0.acceptor());
+                    let endpoint = self.endpoint.clone();
+                    let appender = appender.clone();
+                    let shutdown = self.shutdown.clone();
+                    tasks.spawn(async move {
+                        if let Some(acceptor) = acceptor {
+                            tls::serve(stream, peer, acceptor, endpoint, appender, shutdown).await;
+                        }
+                        drop(slot);
+                    });
+                }
                 accepted = listener.accept() => {
                     let (stream, peer) = match accepted {
                         Ok(a) => a,
@@ -210,12 +308,7 @@ impl Worker {
                             continue;
                         }
                     };
-                    if self.connections.fetch_add(1, Ordering::Relaxed) >= self.max_connections {
-                        self.connections.fetch_sub(1, Ordering::Relaxed);
-                        metrics().rejected_connections.increment(1);
-                        continue;
-                    }
-                    let slot = ConnectionSlot(self.connections.clone());
+                    let Some(slot) = self.slot() else { continue };
                     let _ = stream.set_nodelay(true);
                     let endpoint = self.endpoint.clone();
                     let appender = appender.clone();
@@ -226,7 +319,7 @@ impl Worker {
                     });
                 }
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
-                _ = stopped(&mut self.shutdown) => break,
+                _ = self.shutdown.cancelled() => break,
             }
         }
         drop(listener);
@@ -239,15 +332,6 @@ impl Worker {
             .is_err()
         {
             tracing::warn!("closing connections still busy after the grace period");
-        }
-    }
-}
-
-/// Resolves once `shutdown` is true (or its sender is gone).
-pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
-    while !*shutdown.borrow_and_update() {
-        if shutdown.changed().await.is_err() {
-            return;
         }
     }
 }

@@ -18,6 +18,8 @@
 
 use std::borrow::Cow;
 
+use memchr::memchr;
+
 use super::body::{self, BodyError, Framing};
 use super::response::Reply;
 
@@ -559,10 +561,6 @@ fn origin_form(target: &[u8]) -> &[u8] {
         // `http://host?q`: the path is `/`, nginx's `empty_path_in_uri`.
         Some(_) | None => b"/",
     }
-}
-
-fn memchr(needle: u8, haystack: &[u8]) -> Option<usize> {
-    haystack.iter().position(|&b| b == needle)
 }
 
 #[cfg(test)]

@@ -16,11 +16,30 @@ pub const GIF: [u8; 43] = [
     0x3b, // trailer
 ];
 
+/// Headers (and a body) beyond a reply's canned ones: CORS, `Location`, the script's.
+#[derive(Debug, Clone, Default)]
+pub struct Extra {
+    /// Whole header lines, each ending in CRLF.
+    pub headers: Vec<u8>,
+    /// The body of an [`Reply::Asset`].
+    pub body: bytes::Bytes,
+}
+
 /// What a request gets back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reply {
     /// 200 with the GIF.
     Pixel,
+    /// 200 with the body of its [`Extra`] (the tracker script).
+    Asset,
+    /// 204: a beacon recorded, a preflight answered.
+    NoContent,
+    /// 302 to the `Location` in its [`Extra`].
+    Found,
+    NotModified,
+    /// 403: an origin not on the CORS list.
+    Forbidden,
+    UnsupportedMediaType,
     BadRequest,
     NotFound,
     MethodNotAllowed,
@@ -42,7 +61,12 @@ pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 impl Reply {
     fn status_line(self) -> &'static [u8] {
         match self {
-            Reply::Pixel => b"HTTP/1.1 200 OK\r\n",
+            Reply::Pixel | Reply::Asset => b"HTTP/1.1 200 OK\r\n",
+            Reply::NoContent => b"HTTP/1.1 204 No Content\r\n",
+            Reply::Found => b"HTTP/1.1 302 Found\r\n",
+            Reply::NotModified => b"HTTP/1.1 304 Not Modified\r\n",
+            Reply::Forbidden => b"HTTP/1.1 403 Forbidden\r\n",
+            Reply::UnsupportedMediaType => b"HTTP/1.1 415 Unsupported Media Type\r\n",
             Reply::BadRequest => b"HTTP/1.1 400 Bad Request\r\n",
             Reply::NotFound => b"HTTP/1.1 404 Not Found\r\n",
             Reply::MethodNotAllowed => b"HTTP/1.1 405 Method Not Allowed\r\n",
@@ -59,7 +83,11 @@ impl Reply {
 
     fn text(self) -> &'static [u8] {
         match self {
-            Reply::Pixel => b"",
+            Reply::Pixel | Reply::Asset | Reply::NoContent | Reply::Found | Reply::NotModified => {
+                b""
+            }
+            Reply::Forbidden => b"origin not allowed\n",
+            Reply::UnsupportedMediaType => b"unsupported content type\n",
             Reply::BadRequest => b"bad request\n",
             Reply::NotFound => b"not found\n",
             Reply::MethodNotAllowed => b"method not allowed\n",
@@ -77,6 +105,18 @@ impl Reply {
     /// Appends the whole response to `out`; `with_body` is false for `HEAD`; `now` is the
     /// time for the `Date` header.
     pub fn write(self, out: &mut Vec<u8>, keep_alive: bool, with_body: bool, now: SystemTime) {
+        self.write_with(out, keep_alive, with_body, now, None);
+    }
+
+    /// [`Reply::write`] with `extra`'s headers (and, for an `Asset`, its body).
+    pub fn write_with(
+        self,
+        out: &mut Vec<u8>,
+        keep_alive: bool,
+        with_body: bool,
+        now: SystemTime,
+        extra: Option<&Extra>,
+    ) {
         out.extend_from_slice(self.status_line());
         out.extend_from_slice(b"Server: pixelpipe\r\nDate: ");
         with_date(now, |d| out.extend_from_slice(d));
@@ -86,17 +126,30 @@ impl Reply {
                   Cache-Control: no-cache, no-store, must-revalidate\r\n\
                   Pragma: no-cache\r\nExpires: Thu, 01 Jan 1970 00:00:01 GMT\r\n",
             ),
+            // No body, and (RFC 9110 §8.6) no Content-Length for 204 and 304.
+            Reply::NoContent | Reply::NotModified => out.extend_from_slice(b"\r\n"),
+            Reply::Found => out.extend_from_slice(b"\r\nContent-Length: 0\r\n"),
+            Reply::Asset => {
+                let len = extra.map_or(0, |e| e.body.len());
+                out.extend_from_slice(b"\r\nContent-Length: ");
+                out.extend_from_slice(itoa::Buffer::new().format(len).as_bytes());
+                out.extend_from_slice(b"\r\n");
+            }
             _ => {
                 out.extend_from_slice(b"\r\nContent-Type: text/plain\r\nContent-Length: ");
                 out.extend_from_slice(itoa::Buffer::new().format(self.text().len()).as_bytes());
                 out.extend_from_slice(b"\r\n");
-                if self == Reply::MethodNotAllowed {
+                // A path that allows more says so in its extra headers.
+                if self == Reply::MethodNotAllowed && extra.is_none() {
                     out.extend_from_slice(b"Allow: GET, HEAD\r\n");
                 }
                 if self == Reply::ServiceUnavailable {
                     out.extend_from_slice(b"Retry-After: 1\r\n");
                 }
             }
+        }
+        if let Some(e) = extra {
+            out.extend_from_slice(&e.headers);
         }
         out.extend_from_slice(if keep_alive {
             b"Connection: keep-alive\r\n\r\n".as_slice()
@@ -106,6 +159,7 @@ impl Reply {
         if with_body {
             match self {
                 Reply::Pixel => out.extend_from_slice(&GIF),
+                Reply::Asset => out.extend_from_slice(extra.map_or(&b""[..], |e| &e.body)),
                 _ => out.extend_from_slice(self.text()),
             }
         }

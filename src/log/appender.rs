@@ -133,6 +133,34 @@ impl Appender {
         }
         Ok(Ticket(group.done.clone()))
     }
+
+    /// Adds several records to the same group, or none of them: one ticket for all (a
+    /// beacon batch is written, and answered, whole).
+    pub fn append_all(&self, key: &[u8], values: &[Vec<u8>]) -> Result<Ticket, LogError> {
+        let mut total = 0;
+        for v in values {
+            let len = entry::encoded_len(key, v);
+            if key.len() > entry::MAX_KEY || len - entry::HEADER > entry::MAX_BODY {
+                return Err(LogError::TooLarge(len));
+            }
+            total += len;
+        }
+        self.shared.log.check_room(total)?;
+        let mut group = self
+            .shared
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        for v in values {
+            entry::encode(&mut group.buf, key, v);
+        }
+        let first = group.records == 0;
+        group.records += values.len() as u64;
+        if first && !values.is_empty() {
+            self.shared.wake.notify_one();
+        }
+        Ok(Ticket(group.done.clone()))
+    }
 }
 
 async fn flush_loop(shared: Weak<Shared>, wake: Arc<Notify>) {
@@ -194,6 +222,34 @@ mod tests {
         assert_eq!(spans.len(), 1);
         let data = std::fs::read(super::super::segment::path(dir.path(), 0)).unwrap();
         assert_eq!(super::super::segment::scan(&data).records, 100);
+        assert_eq!(log.end(), data.len() as u64);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_batch_is_appended_whole_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig {
+            segment_bytes: 4096,
+            max_bytes: 8192,
+            ..LogConfig::default()
+        };
+        let log = Arc::new(Log::open(dir.path(), config, 0).unwrap());
+        let appender = Appender::new(log.clone());
+        let batch: Vec<Vec<u8>> = (0..10).map(|i| format!("e={i}").into_bytes()).collect();
+        appender
+            .append_all(b"pixel", &batch)
+            .unwrap()
+            .wait()
+            .await
+            .unwrap();
+        let data = std::fs::read(super::super::segment::path(dir.path(), 0)).unwrap();
+        assert_eq!(super::super::segment::scan(&data).records, 10);
+        // A batch over the room left is refused whole: nothing of it is written.
+        let big: Vec<Vec<u8>> = (0..10).map(|_| vec![b'x'; 1000]).collect();
+        assert!(matches!(
+            appender.append_all(b"pixel", &big),
+            Err(LogError::Full { .. })
+        ));
         assert_eq!(log.end(), data.len() as u64);
     }
 }

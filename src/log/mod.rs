@@ -1,5 +1,6 @@
 //! The durable local log: every record is appended here before its hit is answered, and
-//! the shipper reads it from the last position Redis acknowledged.
+//! the shipper reads it from the last position its destination acknowledged. The log
+//! knows records and positions, not where they are shipped.
 //!
 //! The log is a folder of append-only segments (see [`segment`]) addressed by global byte
 //! positions. One [`Log`] is shared by all appenders (group commit per worker thread, see
@@ -37,7 +38,7 @@ pub enum LogError {
     Open { path: PathBuf, source: io::Error },
     #[error("writing the local log: {0}")]
     Write(#[source] io::Error),
-    #[error("the local log is full ({backlog} unshipped bytes, bound {max}): Redis is not keeping up or is unreachable")]
+    #[error("the local log is full ({backlog} unshipped bytes, bound {max}): the shipper is not keeping up or its destination is unreachable")]
     Full { backlog: u64, max: u64 },
     #[error("record too large ({0} bytes)")]
     TooLarge(usize),
@@ -460,7 +461,7 @@ impl Log {
             log_end = end,
             redis_position = pos,
             carried_bytes = carried.len(),
-            "Redis holds a shipped position beyond anything this log handed out (data folder restored from a backup?); the records written since the start are moved past it and shipped"
+            "the shipped position is beyond anything this log handed out (data folder restored from a backup?); the records written since the start are moved past it and shipped"
         );
         let new_end = pos + carried.len() as u64;
         w.reservation

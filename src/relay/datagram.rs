@@ -1,5 +1,6 @@
 //! The datagram sources (unix and UDP): one message per datagram, nothing to acknowledge,
-//! so messages are appended and the loop moves on — but never dropped by the relay.
+//! so messages are appended and the loop moves on. The relay drops one only when the local
+//! log refuses it (full, or a record too large), and counts it.
 //!
 //! Why two threads per source: a unix datagram socket queues few datagrams (512 as
 //! `unix_queue` creates it, 10 with the host's default), and nginx drops a log line as
@@ -22,15 +23,16 @@
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::net::UnixDatagram;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
 use futures_util::FutureExt;
+use rustix::event::{PollFd, PollFlags, Timespec};
+use tokio_util::sync::CancellationToken;
 
 use super::ingest::Ingest;
 use crate::log::Ticket;
+use crate::state_log::StateLog;
 use crate::syslog::framing::trim_end;
 
 /// The largest UDP payload; longer unix datagrams are cut there (and still delivered).
@@ -41,11 +43,14 @@ const HEADER: usize = 17;
 const PAIR_BUFFER: usize = 4 << 20;
 /// Messages processed before the appender's flusher gets a turn.
 const BURST: usize = 512;
-/// How often the receiver looks at the stop flag while the socket is idle.
-const POLL_MS: i32 = 100;
+/// How often the receiver thread looks at the stop token while the socket is idle.
+const POLL: Timespec = Timespec {
+    tv_sec: 0,
+    tv_nsec: 100_000_000,
+};
 
 /// A non-blocking datagram socket as the receiver sees it.
-pub(super) trait Receive: AsRawFd + Send + 'static {
+pub(super) trait Receive: AsFd + AsRawFd + Send + 'static {
     /// Reads one datagram: its length and, for network sockets, the sender.
     fn receive(&self, buf: &mut [u8]) -> io::Result<(usize, Option<IpAddr>)>;
 }
@@ -63,13 +68,13 @@ impl Receive for std::net::UdpSocket {
 }
 
 /// Starts the receiver thread for `socket` (non-blocking) and processes what it forwards
-/// until `stop` is set and everything read is in the local log.
+/// until `stop` is cancelled and everything read is in the local log.
 pub(super) async fn run(
     name: &str,
     socket: impl Receive,
     mut ingest: Ingest,
     realtime: bool,
-    stop: Arc<AtomicBool>,
+    stop: CancellationToken,
 ) -> io::Result<()> {
     if !realtime {
         return run_direct(socket, ingest, stop).await;
@@ -90,7 +95,8 @@ pub(super) async fn run(
         })?;
     let mut buf = vec![0u8; HEADER + MAX_DATAGRAM];
     let mut last: Option<Ticket> = None;
-    let mut write_failing = false;
+    // Whether the local log refused the last write checked: said when it changes.
+    let mut write_failing = StateLog::new();
     'outer: loop {
         inbox.readable().await?;
         ingest.begin_batch();
@@ -122,12 +128,13 @@ pub(super) async fn run(
         }
         // The previous write, if done by now: report a failing local log once.
         if let Some(result) = last.as_ref().and_then(|t| t.wait().now_or_never()) {
-            match result {
-                Err(e) if !write_failing => {
+            match (write_failing.change(result.is_err()), result) {
+                (Some(_), Err(e)) => {
                     tracing::error!(error = %e, "datagrams are being lost: the local log cannot be written");
-                    write_failing = true;
                 }
-                Ok(()) => write_failing = false,
+                (Some(Some(true)), Ok(())) => {
+                    tracing::info!("the local log takes datagrams again");
+                }
                 _ => {}
             }
         }
@@ -144,17 +151,16 @@ pub(super) async fn run(
 async fn run_direct(
     socket: impl Receive,
     mut ingest: Ingest,
-    stop: Arc<AtomicBool>,
+    stop: CancellationToken,
 ) -> io::Result<()> {
     // SAFETY: the AsyncFd owns `socket`, so its descriptor stays open while registered.
     let socket = unsafe { tokio::io::unix::AsyncFd::register(socket) }?;
     let mut buf = vec![0u8; MAX_DATAGRAM];
     let mut last: Option<Ticket> = None;
-    let mut tick = tokio::time::interval(std::time::Duration::from_millis(POLL_MS as u64));
-    while !stop.load(Ordering::Relaxed) {
+    loop {
         let mut guard = tokio::select! {
             g = socket.readable() => g?,
-            _ = tick.tick() => continue,
+            _ = stop.cancelled() => break,
         };
         ingest.begin_batch();
         let mut n = 0;
@@ -188,19 +194,19 @@ async fn run_direct(
 }
 
 /// The receiver thread: waits for the socket to be readable, forwards every datagram
-/// (with its sender) to the processing thread. Ends when `stop` is set.
-fn receive_loop(socket: impl Receive, forward: UnixDatagram, stop: Arc<AtomicBool>) {
+/// (with its sender) to the processing thread. Ends when `stop` is cancelled.
+fn receive_loop(socket: impl Receive, forward: UnixDatagram, stop: CancellationToken) {
     forward_loop(socket, &forward, stop);
     // Closing a datagram pair does not wake the other end: an empty datagram (every
     // forwarded one has a header) says the end.
     let _ = forward.send(&[]);
 }
 
-fn forward_loop(socket: impl Receive, forward: &UnixDatagram, stop: Arc<AtomicBool>) {
-    let fd = socket.as_raw_fd();
+fn forward_loop(socket: impl Receive, forward: &UnixDatagram, stop: CancellationToken) {
     let mut buf = vec![0u8; HEADER + MAX_DATAGRAM];
-    while !stop.load(Ordering::Relaxed) {
-        if let Err(e) = wait_readable(fd, POLL_MS) {
+    // A plain thread cannot await the token: it looks at it between waits.
+    while !stop.is_cancelled() {
+        if let Err(e) = wait_readable(&socket, &POLL) {
             tracing::error!(error = %e, "waiting on a datagram socket failed; this source stops");
             return;
         }
@@ -257,7 +263,8 @@ fn peer_from(header: &[u8]) -> Option<IpAddr> {
 /// Moves the calling thread to `SCHED_FIFO` (see the module notes), or says why not.
 fn raise_priority(thread: &str) {
     let param = libc::sched_param { sched_priority: 10 };
-    // SAFETY: plain system call on the calling thread with a valid parameter.
+    // SAFETY: neither rustix nor std wraps it. A plain call on the calling thread's own
+    // handle with a valid, initialised parameter that outlives the call.
     let rc = unsafe { libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_FIFO, &param) };
     if rc == 0 {
         tracing::debug!(thread, "datagram receiver runs with SCHED_FIFO priority");
@@ -272,24 +279,14 @@ fn raise_priority(thread: &str) {
     }
 }
 
-/// `poll(2)` for readability, up to `timeout_ms`. `Ok(false)`: timed out or interrupted.
-fn wait_readable(fd: RawFd, timeout_ms: i32) -> io::Result<bool> {
-    let mut pfd = libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd, for a descriptor the caller keeps open.
-    let n = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
-    if n < 0 {
-        let e = io::Error::last_os_error();
-        return if e.kind() == io::ErrorKind::Interrupted {
-            Ok(false)
-        } else {
-            Err(e)
-        };
+/// `poll(2)` for readability, up to `timeout`. `Ok(false)`: timed out or interrupted.
+fn wait_readable(socket: &impl AsFd, timeout: &Timespec) -> io::Result<bool> {
+    let mut fds = [PollFd::new(socket, PollFlags::IN)];
+    match rustix::event::poll(&mut fds, Some(timeout)) {
+        Ok(n) => Ok(n > 0),
+        Err(rustix::io::Errno::INTR) => Ok(false),
+        Err(e) => Err(e.into()),
     }
-    Ok(n > 0)
 }
 
 #[cfg(test)]

@@ -17,6 +17,8 @@ use std::time::Duration;
 
 use metrics::Counter;
 
+use crate::state_log::StateLog;
+
 /// Batches waiting for the writer thread, per file.
 const QUEUE_BATCHES: usize = 1024;
 
@@ -56,7 +58,7 @@ impl FileSink {
             path: path.to_owned(),
             file,
             reopen: reopen.clone(),
-            failing: false,
+            failing: StateLog::new(),
         };
         let thread = std::thread::Builder::new()
             .name("relay-file".into())
@@ -121,7 +123,7 @@ struct Writer {
     reopen: Arc<AtomicBool>,
     /// Whether the last write failed: errors are logged when they start and stop, not
     /// once per batch.
-    failing: bool,
+    failing: StateLog<bool>,
 }
 
 impl Writer {
@@ -157,14 +159,14 @@ impl Writer {
     fn write(&mut self, job: &Job) {
         match self.file.write_all(&job.lines) {
             Ok(()) => {
-                if std::mem::replace(&mut self.failing, false) {
+                if self.failing.change(false) == Some(Some(true)) {
                     tracing::info!(file = %self.path.display(), "writing the file works again");
                 }
             }
             Err(e) => {
                 let n = job.lines.iter().filter(|&&b| b == b'\n').count();
                 job.errors.increment(n as u64);
-                if !std::mem::replace(&mut self.failing, true) {
+                if self.failing.change(true).is_some() {
                     tracing::error!(file = %self.path.display(), error = %e, "cannot write the file; its messages are lost until it works again");
                 }
             }

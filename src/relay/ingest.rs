@@ -9,10 +9,10 @@ use chrono::{DateTime, Local};
 
 use super::key::KeyRejection;
 use super::metrics::SourceMetrics;
+use super::received::Received;
 use super::route::{Destination, Route, Router};
 use crate::log::{Appender, LogError, Ticket};
 use crate::syslog::parse;
-use crate::template::syslog::Record;
 
 pub struct Ingest {
     router: Arc<Router>,
@@ -44,7 +44,7 @@ struct Tally {
 
 /// Appends the file route's line for `record` to `lines`: one message, one line, whatever
 /// its text holds.
-fn write_line(route: &Route, record: &Record<'_>, lines: &mut Vec<u8>) {
+fn write_line(route: &Route, record: &Received<'_>, lines: &mut Vec<u8>) {
     let Destination::File { template, .. } = &route.destination else {
         return;
     };
@@ -112,7 +112,7 @@ impl Ingest {
         } else {
             tally.parsed += 1;
         }
-        let record = Record {
+        let record = Received {
             message: &message,
             received: self.now,
             peer,

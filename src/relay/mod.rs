@@ -1,7 +1,10 @@
-//! `pixelpipe relay`: a syslog relay in place of syslog-ng. Messages come in on unix
-//! datagram, UDP and TCP sockets ([`unix`], [`udp`], [`tcp`]), are parsed and routed
-//! ([`ingest`], [`route`]), and go to Redis through the same durable local log and
-//! exactly-once shipper as `serve`, or to a plain file ([`file`]).
+//! The syslog sources of `pixelpipe relay` (wired in `app::relay`), in place of
+//! syslog-ng. One message's way: it comes in on a unix datagram, UDP or TCP socket
+//! ([`unix`], [`udp`], [`tcp`] with `tls`, and `datagram` for both datagram kinds), is
+//! parsed by `syslog` and routed ([`ingest`], [`route`]); each route renders its
+//! templates from the message as received ([`received`]) and appends the record to the
+//! local log (then the shipper takes it to Redis) or writes a line to a plain file
+//! ([`file`]). This module knows neither the shipper nor the analytics.
 //!
 //! Threads: each datagram source has a thread of its own, plus (unix sockets, by default)
 //! a real-time receiver that empties the socket's short queue (see [`datagram`] and
@@ -14,9 +17,10 @@ pub mod file;
 pub mod ingest;
 pub mod key;
 pub mod metrics;
+pub mod received;
 pub mod route;
 pub mod tcp;
-mod tls;
+pub(crate) mod tls;
 pub mod udp;
 pub mod unix;
 mod unix_queue;
@@ -24,11 +28,11 @@ mod unix_queue;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use self::ingest::Ingest;
 use self::metrics::SourceMetrics;
@@ -95,27 +99,24 @@ pub fn bind_all(sources: &[SourceConfig]) -> Result<Vec<Bound>, RelayError> {
 pub struct Sources {
     threads: Vec<JoinHandle<()>>,
     socket_files: Vec<PathBuf>,
-    stop_flag: Arc<AtomicBool>,
 }
 
 impl Sources {
     /// Starts a thread per datagram source and one for all TCP sources, each appending to
-    /// `log` through its own appender. They stop reading when `stopped` turns true.
+    /// `log` through its own appender. They stop reading when `stop` is cancelled.
     pub fn start(
         bound: Vec<Bound>,
         router: Arc<Router>,
         log: Arc<Log>,
-        stopped: watch::Receiver<bool>,
+        stop: CancellationToken,
     ) -> Result<Sources, RelayError> {
         let local_host = local_hostname();
-        // The datagram receivers are plain threads: they poll this flag.
-        let stop_flag = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::new();
         let mut socket_files = Vec::new();
         let mut tcp_listeners = Vec::new();
         for b in bound {
             let (router, log) = (router.clone(), log.clone());
-            let (local_host, flag) = (local_host.clone(), stop_flag.clone());
+            let (local_host, stop) = (local_host.clone(), stop.clone());
             match b {
                 Bound::Unix(socket, u) => {
                     tracing::info!(path = %u.path.display(), "receiving syslog on a unix socket");
@@ -129,7 +130,7 @@ impl Sources {
                             let ingest =
                                 Ingest::new(router, appender, metrics, local_host, expect_host);
                             if let Err(e) =
-                                datagram::run("relay-unix", socket, ingest, realtime, flag).await
+                                datagram::run("relay-unix", socket, ingest, realtime, stop).await
                             {
                                 tracing::error!(error = %e, "unix source failed to start");
                             }
@@ -139,8 +140,8 @@ impl Sources {
                 Bound::Udp(socket, realtime) => {
                     tracing::info!(address = %socket.local_addr().map(|a| a.to_string()).unwrap_or_default(), "receiving syslog on UDP");
                     if let Ok(watched) = socket.try_clone() {
-                        let stopped = stopped.clone();
-                        tokio::spawn(async move { udp::watch_drops(&watched, stopped).await });
+                        let stop = stop.clone();
+                        tokio::spawn(async move { udp::watch_drops(&watched, stop).await });
                     }
                     threads.push(spawn_source(
                         "relay-udp",
@@ -149,7 +150,7 @@ impl Sources {
                             let metrics = SourceMetrics::new("udp");
                             let ingest = Ingest::new(router, appender, metrics, local_host, true);
                             if let Err(e) =
-                                datagram::run("relay-udp", socket, ingest, realtime, flag).await
+                                datagram::run("relay-udp", socket, ingest, realtime, stop).await
                             {
                                 tracing::error!(error = %e, "UDP source failed to start");
                             }
@@ -164,19 +165,17 @@ impl Sources {
             }
         }
         if !tcp_listeners.is_empty() {
-            threads.push(spawn_tcp(tcp_listeners, router, log, local_host, stopped)?);
+            threads.push(spawn_tcp(tcp_listeners, router, log, local_host, stop)?);
         }
         Ok(Sources {
             threads,
             socket_files,
-            stop_flag,
         })
     }
 
-    /// Waits for every source thread to finish (after `stopped` turned true), so that
+    /// Waits for every source thread to finish (after `stop` was cancelled), so that
     /// everything read is in the local log, then removes the socket files.
     pub async fn join(self) {
-        self.stop_flag.store(true, Ordering::Relaxed);
         for t in self.threads {
             let _ = tokio::task::spawn_blocking(move || t.join()).await;
         }
@@ -192,10 +191,10 @@ fn spawn_tcp(
     router: Arc<Router>,
     log: Arc<Log>,
     local_host: Arc<[u8]>,
-    stopped: watch::Receiver<bool>,
+    stop: CancellationToken,
 ) -> Result<JoinHandle<()>, RelayError> {
     spawn_source("relay-tcp", log, move |appender| async move {
-        let mut tasks = tokio::task::JoinSet::new();
+        let tasks = TaskTracker::new();
         for (listener, c, acceptor) in listeners {
             let listener = match tokio::net::TcpListener::from_std(listener) {
                 Ok(l) => l,
@@ -215,9 +214,10 @@ fn spawn_tcp(
                     true,
                 )
             };
-            tasks.spawn(tcp::run(listener, c, acceptor, new_ingest, stopped.clone()));
+            tasks.spawn(tcp::run(listener, c, acceptor, new_ingest, stop.clone()));
         }
-        while tasks.join_next().await.is_some() {}
+        tasks.close();
+        tasks.wait().await;
     })
 }
 
@@ -231,12 +231,12 @@ type TcpBound = (
 pub async fn reopen_files_on_hangup(
     mut hangup: tokio::signal::unix::Signal,
     router: Arc<Router>,
-    mut stopped: watch::Receiver<bool>,
+    stop: CancellationToken,
 ) {
     loop {
         tokio::select! {
             Some(()) = hangup.recv() => router.reopen_files(),
-            _ = stop_requested(&mut stopped) => return,
+            _ = stop.cancelled() => return,
         }
     }
 }
@@ -284,14 +284,6 @@ where
 
 /// This machine's short name, the `${HOST}` of local messages without one.
 fn local_hostname() -> Arc<[u8]> {
-    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-    let short = name.trim().split('.').next().unwrap_or_default();
-    let short = if short.is_empty() { "localhost" } else { short };
+    let short = crate::hostname::short_name().unwrap_or_else(|| "localhost".into());
     Arc::from(short.as_bytes())
-}
-
-/// Resolves once the relay is stopping. (Drops the watch guard inside, so the futures
-/// that wait on it stay `Send`.)
-async fn stop_requested(stop: &mut watch::Receiver<bool>) {
-    let _ = stop.wait_for(|s| *s).await;
 }

@@ -4,16 +4,16 @@ use std::sync::Arc;
 
 use super::file::FileSink;
 use super::key::KeyGuard;
-use crate::config::relay::{DestinationConfig, Filter, RouteConfig};
+use crate::config::relay::{DestinationConfig, Filter, Routes};
 use crate::syslog::Message;
 use crate::template::syslog::{compile, Template, TemplateError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RouteError {
-    #[error("route {index}: {field}: {source}")]
+    /// `field` is the configuration's, e.g. `relay.routes[0].destination.redis.key`.
+    #[error("`{field}`: {source}")]
     Template {
-        index: usize,
-        field: &'static str,
+        field: String,
         source: TemplateError,
     },
     #[error("route {index}: {source}")]
@@ -98,26 +98,29 @@ pub struct Router {
 }
 
 impl Router {
-    /// Compiles the routes and opens their files (a file shared by several routes is
-    /// opened once).
-    pub fn new(configs: &[RouteConfig], keys: KeyGuard) -> Result<Router, RouteError> {
+    /// Compiles the routes (the only place their templates are compiled) and opens
+    /// their files (a file shared by several routes is opened once).
+    pub fn new(config: &Routes, keys: KeyGuard) -> Result<Router, RouteError> {
+        let configs = match config {
+            Routes::Own(routes) => routes.clone(),
+            Routes::Original(original) => original.routes(),
+        };
         let mut files: Vec<Arc<FileSink>> = Vec::new();
         let mut routes = Vec::new();
         for (index, c) in configs.iter().enumerate() {
-            let tpl = |field: &'static str, source: &str| {
+            let tpl = |part: &'static str, source: &str| {
                 compile(source).map_err(|source| RouteError::Template {
-                    index,
-                    field,
+                    field: field_name(config, index, part),
                     source,
                 })
             };
             let destination = match &c.destination {
                 DestinationConfig::Redis { key, value } => {
-                    let key = tpl("destination.redis.key", key)?;
+                    let key = tpl("redis.key", key)?;
                     Destination::Redis {
                         guarded: !key.is_constant(),
                         key,
-                        value: tpl("destination.redis.value", value)?,
+                        value: tpl("redis.value", value)?,
                     }
                 }
                 DestinationConfig::File { path, template } => {
@@ -134,7 +137,7 @@ impl Router {
                     };
                     Destination::File {
                         sink,
-                        template: tpl("destination.file.template", template)?,
+                        template: tpl("file.template", template)?,
                     }
                 }
             };
@@ -178,16 +181,28 @@ impl Router {
     }
 }
 
+/// The configuration field that holds template `part` of route `index`.
+fn field_name(config: &Routes, index: usize, part: &str) -> String {
+    match config {
+        Routes::Own(_) => format!("relay.routes[{index}].destination.{part}"),
+        Routes::Original(_) => match part {
+            "redis.key" => "relay.redis_key".into(),
+            "redis.value" => "relay.redis_value".into(),
+            _ => "relay.other_template".into(),
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::relay::{Facility, OriginalRoutes, RouteConfig, Severity};
     use crate::config::RelayConfig;
     use crate::relay::key::DEFAULT_KEY_PATTERN;
 
     fn keys() -> KeyGuard {
         KeyGuard::new(DEFAULT_KEY_PATTERN, "pixelpipe:stats:").unwrap()
     }
-    use crate::syslog::{Facility, Severity};
 
     fn msg(facility: u8, severity: u8, program: &'static [u8]) -> Message<'static> {
         Message {
@@ -215,10 +230,13 @@ mod tests {
     fn original_routes() {
         let dir = tempfile::tempdir().unwrap();
         let c = RelayConfig {
-            other_file: Some(dir.path().join("messages")),
+            routes: Routes::Original(OriginalRoutes {
+                other_file: Some(dir.path().join("messages")),
+                ..OriginalRoutes::default()
+            }),
             ..RelayConfig::default()
         };
-        let r = Router::new(&c.effective_routes(), keys()).unwrap();
+        let r = Router::new(&c.routes, keys()).unwrap();
         assert_eq!(routes_taken(&r, &msg(19, 6, b"pixel")), vec![0]);
         assert_eq!(routes_taken(&r, &msg(1, 5, b"root")), vec![1]);
     }
@@ -263,7 +281,36 @@ mod tests {
                 is_final: false,
             },
         ];
-        let r = Router::new(&routes, keys()).unwrap();
+        let r = Router::new(&Routes::Own(routes), keys()).unwrap();
         assert_eq!(routes_taken(&r, &msg(1, 1, b"")), vec![0]);
+    }
+
+    /// Templates are compiled here, once: their errors name the configuration field.
+    #[test]
+    fn template_errors_name_the_field() {
+        let own = |key: &str| {
+            Routes::Own(vec![RouteConfig {
+                filter: Filter::default(),
+                destination: DestinationConfig::Redis {
+                    key: key.into(),
+                    value: "x".into(),
+                },
+                is_final: false,
+            }])
+        };
+        let e = Router::new(&own("${NOPE}"), keys())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("[0].destination.redis.key") && e.contains("NOPE"),
+            "{e}"
+        );
+        let original = Routes::Original(OriginalRoutes {
+            redis_value: "$(upper x)".into(),
+            ..OriginalRoutes::default()
+        });
+        let e = Router::new(&original, keys()).err().unwrap().to_string();
+        assert!(e.contains("relay.redis_value"), "{e}");
     }
 }

@@ -11,9 +11,10 @@ use std::time::Duration;
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
-use tokio::task::JoinSet;
+use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use super::ingest::Ingest;
 use super::SourceError;
@@ -44,11 +45,11 @@ pub async fn run(
     config: TcpSource,
     tls: Option<TlsAcceptor>,
     new_ingest: impl Fn() -> Ingest,
-    mut stop: watch::Receiver<bool>,
+    stop: CancellationToken,
 ) {
     let limit = Arc::new(Semaphore::new(config.max_connections));
     let peers = Arc::new(PeerCounts::default());
-    let mut connections = JoinSet::new();
+    let connections = TaskTracker::new();
     let rejected = super::metrics::SourceMetrics::new("tcp").rejected_connections;
     loop {
         let (stream, peer) = tokio::select! {
@@ -61,7 +62,7 @@ pub async fn run(
                     continue;
                 }
             },
-            _ = super::stop_requested(&mut stop) => break,
+            _ = stop.cancelled() => break,
         };
         // One peer may not take every slot: idle or hostile, it would lock others out.
         let Some(peer_slot) = peers.take(peer.ip(), config.max_connections_per_peer) else {
@@ -75,7 +76,7 @@ pub async fn run(
             continue;
         };
         let ingest = new_ingest();
-        let mut stop = stop.clone();
+        let stop = stop.clone();
         let tls = tls.clone();
         connections.spawn(async move {
             let limits = Limits {
@@ -87,7 +88,7 @@ pub async fn run(
                 Some(tls) => {
                     let handshake = tokio::select! {
                         r = tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(stream)) => r,
-                        _ = super::stop_requested(&mut stop) => return,
+                        _ = stop.cancelled() => return,
                     };
                     match handshake {
                         Ok(Ok(stream)) => connection(stream, peer, limits, ingest, stop).await,
@@ -105,10 +106,9 @@ pub async fn run(
             drop(permit);
             drop(peer_slot);
         });
-        // Reap finished connections so the set does not grow.
-        while connections.try_join_next().is_some() {}
     }
-    while connections.join_next().await.is_some() {}
+    connections.close();
+    connections.wait().await;
 }
 
 /// Open connections per peer address, for `max_connections_per_peer`.
@@ -160,7 +160,7 @@ async fn connection(
     peer: SocketAddr,
     limits: Limits,
     mut ingest: Ingest,
-    mut stop: watch::Receiver<bool>,
+    stop: CancellationToken,
 ) {
     let ip: IpAddr = peer.ip();
     let mut decoder = Decoder::new(limits.max_message);
@@ -172,7 +172,7 @@ async fn connection(
         while log.check_room(READ_SIZE * 2).is_err() {
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(100)) => {}
-                _ = super::stop_requested(&mut stop) => return,
+                _ = stop.cancelled() => return,
             }
         }
         buf.reserve(READ_SIZE);
@@ -185,7 +185,7 @@ async fn connection(
                     return;
                 }
             },
-            _ = super::stop_requested(&mut stop) => return,
+            _ = stop.cancelled() => return,
         };
         let eof = match read {
             Ok(0) => true,

@@ -42,7 +42,7 @@ pub fn bind(config: &UdpSource) -> Result<UdpSocket, SourceError> {
 
 /// Exports the kernel's count of datagrams dropped on `socket` (receive buffer full) as
 /// `pixelpipe_relay_udp_kernel_drops`, refreshed every few seconds until `stop`.
-pub async fn watch_drops(socket: &UdpSocket, mut stop: tokio::sync::watch::Receiver<bool>) {
+pub async fn watch_drops(socket: &UdpSocket, stop: tokio_util::sync::CancellationToken) {
     let address = socket
         .local_addr()
         .map(|a| a.to_string())
@@ -57,7 +57,7 @@ pub async fn watch_drops(socket: &UdpSocket, mut stop: tokio::sync::watch::Recei
     loop {
         tokio::select! {
             _ = tick.tick() => {}
-            _ = super::stop_requested(&mut stop) => return,
+            _ = stop.cancelled() => return,
         }
         if let Some(drops) = kernel_drops(inode) {
             gauge.set(drops as f64);

@@ -38,10 +38,7 @@ pub fn bind(config: &UnixSource) -> Result<UnixDatagram, SourceError> {
     socket2::SockRef::from(&socket)
         .bind(&socket2::SockAddr::unix(path).map_err(err)?)
         .map_err(err)?;
-    let mode = config
-        .mode_bits()
-        .map_err(|e| err(io::Error::new(io::ErrorKind::InvalidInput, e)))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(err)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(config.mode.0)).map_err(err)?;
     socket.set_nonblocking(true).map_err(err)?;
     Ok(socket)
 }

@@ -15,12 +15,24 @@
 //! (about 270 short datagrams with Linux's defaults) rather than by a count of 10.
 
 use std::ffi::CStr;
-use std::io;
-use std::mem;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::io::{self, IoSlice, IoSliceMut};
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixDatagram;
 
+use rustix::fs::{Mode, OFlags};
+use rustix::io::Errno;
+use rustix::net::{
+    AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags,
+    SendAncillaryBuffer, SendAncillaryMessage, SendFlags, SocketFlags, SocketType,
+};
+use rustix::process::{Pid, WaitOptions, WaitStatus};
+use rustix::thread::UnshareFlags;
+
 const SYSCTL: &CStr = c"/proc/sys/net/unix/max_dgram_qlen";
+
+/// Room for one `SCM_RIGHTS` control message carrying one descriptor.
+const ONE_FD: usize = rustix::cmsg_space!(ScmRights(1));
 
 /// The host's `net.unix.max_dgram_qlen`, for this process's network namespace.
 pub fn host_queue_len() -> io::Result<usize> {
@@ -45,154 +57,117 @@ fn socket_in_own_namespace(len: usize) -> io::Result<OwnedFd> {
     // Everything the child needs is prepared here: after `fork` in a multi-threaded
     // process, the child may only make system calls (no allocation, no locks).
     let value = format!("{len}\n");
-    // SAFETY: the child only calls async-signal-safe functions and ends with `_exit`.
+    // SAFETY: no safe `fork` exists (rustix has none). The child only makes system calls
+    // through rustix (allocation-free, lock-free) and ends with `_exit`.
     let pid = unsafe { libc::fork() };
     if pid < 0 {
         return Err(io::Error::last_os_error());
     }
     if pid == 0 {
-        let code = child(child_end.as_raw_fd(), value.as_bytes());
-        // SAFETY: ends the child without running the parent's destructors or atexit.
+        let code = match child(child_end.as_fd(), value.as_bytes()) {
+            Ok(()) => 0,
+            Err(e) => exit_code(e),
+        };
+        // SAFETY: ends the child without running the parent's destructors or atexit
+        // handlers, which are not the child's to run.
         unsafe { libc::_exit(code) };
     }
+    let pid = Pid::from_raw(pid).ok_or_else(|| io::Error::other("fork gave no pid"))?;
     // The child exits at once, its socket (if any) already queued on the pair: wait for
     // it first, then read without blocking. (A datagram pair reports no end of file when
     // the other side closes, so reading first would hang if the child failed.)
-    let status = wait_for(pid)?;
-    if !libc::WIFEXITED(status) {
-        return Err(io::Error::other("the helper process was killed"));
-    }
-    match libc::WEXITSTATUS(status) {
-        0 => receive_fd(parent_end.as_raw_fd())?
+    match wait_for(pid)?.exit_status() {
+        None => Err(io::Error::other("the helper process was killed")),
+        Some(0) => receive_fd(parent_end.as_fd())?
             .ok_or_else(|| io::Error::other("the helper process gave no socket")),
-        errno => Err(io::Error::from_raw_os_error(errno)),
+        Some(errno) => Err(io::Error::from_raw_os_error(errno)),
     }
 }
 
 /// `waitpid` for our own child (so it leaves no zombie): its status.
-fn wait_for(pid: libc::pid_t) -> io::Result<libc::c_int> {
-    let mut status = 0;
+fn wait_for(pid: Pid) -> io::Result<WaitStatus> {
     loop {
-        // SAFETY: plain system call with a valid pointer.
-        if unsafe { libc::waitpid(pid, &mut status, 0) } == pid {
-            return Ok(status);
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
+        match rustix::process::waitpid(Some(pid), WaitOptions::empty()) {
+            Ok(Some((_, status))) => return Ok(status),
+            Ok(None) | Err(Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
         }
     }
 }
 
-/// The child's work. Returns its exit code: 0 when the socket was sent, otherwise the
-/// errno of the step that failed, so that the parent can say why.
-fn child(channel: RawFd, value: &[u8]) -> i32 {
-    // SAFETY (whole function): plain system calls on descriptors and buffers it owns.
-    unsafe {
-        if libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNET) != 0
-            && libc::unshare(libc::CLONE_NEWNET) != 0
-        {
-            return errno();
-        }
-        let sysctl = libc::open(SYSCTL.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
-        if sysctl < 0 {
-            return errno();
-        }
-        let written = libc::write(sysctl, value.as_ptr().cast(), value.len());
-        libc::close(sysctl);
-        if written != value.len() as isize {
-            return errno();
-        }
-        let socket = libc::socket(libc::AF_UNIX, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
-        if socket < 0 {
-            return errno();
-        }
-        if send_fd(channel, socket) != 0 {
-            return errno();
-        }
-        0
+/// The child's work: a network namespace of its own, the limit set there, a socket
+/// created and sent back over `channel`.
+fn child(channel: BorrowedFd<'_>, value: &[u8]) -> rustix::io::Result<()> {
+    // SAFETY: `unshare_unsafe` is unsafe because of `FILES` (descriptors other threads
+    // may still use); these flags leave the descriptor table alone, and the forked child
+    // has one thread.
+    let unshared = unsafe {
+        rustix::thread::unshare_unsafe(UnshareFlags::NEWUSER | UnshareFlags::NEWNET)
+            .or_else(|_| rustix::thread::unshare_unsafe(UnshareFlags::NEWNET))
+    };
+    unshared?;
+    let sysctl = rustix::fs::open(SYSCTL, OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty())?;
+    if rustix::io::write(&sysctl, value)? != value.len() {
+        return Err(Errno::IO);
     }
+    drop(sysctl);
+    let socket = rustix::net::socket_with(
+        AddressFamily::UNIX,
+        SocketType::DGRAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )?;
+    send_fd(channel, socket.as_fd())
 }
 
-fn errno() -> i32 {
-    io::Error::last_os_error()
-        .raw_os_error()
+/// The child's exit code for `e`: its errno when it fits, so that the parent can say why.
+fn exit_code(e: Errno) -> i32 {
+    Some(e.raw_os_error())
         .filter(|&e| e > 0 && e < 256)
         .unwrap_or(libc::EIO)
 }
 
-/// Space for one `SCM_RIGHTS` control message carrying one descriptor.
-#[repr(C)]
-union ControlBuffer {
-    _align: libc::cmsghdr,
-    bytes: [u8; 64],
-}
-
 /// `sendmsg` of one byte with `fd` attached. Allocation-free, for the child.
-unsafe fn send_fd(channel: RawFd, fd: RawFd) -> isize {
-    let mut byte = [0u8; 1];
-    let mut iov = libc::iovec {
-        iov_base: byte.as_mut_ptr().cast(),
-        iov_len: 1,
-    };
-    let mut control: ControlBuffer = mem::zeroed();
-    let mut msg: libc::msghdr = mem::zeroed();
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.bytes.as_mut_ptr().cast();
-    msg.msg_controllen = libc::CMSG_SPACE(mem::size_of::<RawFd>() as u32) as _;
-    let cmsg = libc::CMSG_FIRSTHDR(&msg);
-    (*cmsg).cmsg_level = libc::SOL_SOCKET;
-    (*cmsg).cmsg_type = libc::SCM_RIGHTS;
-    (*cmsg).cmsg_len = libc::CMSG_LEN(mem::size_of::<RawFd>() as u32) as _;
-    std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>(), fd);
-    if libc::sendmsg(channel, &msg, 0) < 0 {
-        -1
-    } else {
-        0
+fn send_fd(channel: BorrowedFd<'_>, fd: BorrowedFd<'_>) -> rustix::io::Result<()> {
+    let mut space = [MaybeUninit::<u8>::uninit(); ONE_FD];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    let fds = [fd];
+    if !control.push(SendAncillaryMessage::ScmRights(&fds)) {
+        return Err(Errno::NOBUFS);
     }
+    rustix::net::sendmsg(
+        channel,
+        &[IoSlice::new(&[0])],
+        &mut control,
+        SendFlags::empty(),
+    )?;
+    Ok(())
 }
 
 /// Takes the child's socket off the pair, without waiting: `None` if there is none.
-fn receive_fd(channel: RawFd) -> io::Result<Option<OwnedFd>> {
+fn receive_fd(channel: BorrowedFd<'_>) -> io::Result<Option<OwnedFd>> {
     let mut byte = [0u8; 1];
-    let mut iov = libc::iovec {
-        iov_base: byte.as_mut_ptr().cast(),
-        iov_len: 1,
+    let mut space = [MaybeUninit::<u8>::uninit(); ONE_FD];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    let received = rustix::net::recvmsg(
+        channel,
+        &mut [IoSliceMut::new(&mut byte)],
+        &mut control,
+        RecvFlags::CMSG_CLOEXEC | RecvFlags::DONTWAIT,
+    );
+    let msg = match received {
+        Ok(msg) => msg,
+        Err(Errno::WOULDBLOCK) => return Ok(None),
+        Err(e) => return Err(e.into()),
     };
-    // SAFETY: zeroed C structs are valid; the pointers set below outlive the call.
-    unsafe {
-        let mut control: ControlBuffer = mem::zeroed();
-        let mut msg: libc::msghdr = mem::zeroed();
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = control.bytes.as_mut_ptr().cast();
-        msg.msg_controllen = mem::size_of::<ControlBuffer>() as _;
-        let n = libc::recvmsg(
-            channel,
-            &mut msg,
-            libc::MSG_CMSG_CLOEXEC | libc::MSG_DONTWAIT,
-        );
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            return if e.kind() == io::ErrorKind::WouldBlock {
-                Ok(None)
-            } else {
-                Err(e)
-            };
-        }
-        let cmsg = libc::CMSG_FIRSTHDR(&msg);
-        if n == 0
-            || msg.msg_flags & libc::MSG_CTRUNC != 0
-            || cmsg.is_null()
-            || (*cmsg).cmsg_level != libc::SOL_SOCKET
-            || (*cmsg).cmsg_type != libc::SCM_RIGHTS
-        {
-            return Ok(None);
-        }
-        let fd = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>());
-        Ok(Some(OwnedFd::from_raw_fd(fd)))
+    if msg.bytes == 0 || msg.flags.contains(ReturnFlags::CTRUNC) {
+        return Ok(None);
     }
+    let fd = control.drain().find_map(|m| match m {
+        RecvAncillaryMessage::ScmRights(mut fds) => fds.next(),
+        _ => None,
+    });
+    Ok(fd)
 }
 
 #[cfg(test)]

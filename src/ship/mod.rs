@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
 
 use crate::config::ShipConfig;
 use crate::log::{Batch, Log, LogError, Reader};
@@ -101,26 +102,26 @@ impl<S: Sink> Shipper<S> {
         (shipper, ShipperStatus { redis_up })
     }
 
-    /// Ships until `drain` turns true and everything written before then is in Redis.
+    /// Ships until `drain` is cancelled and everything written before then is in Redis.
     /// The caller bounds the drain with a deadline.
     ///
     /// Every failed try waits a capped exponential backoff with jitter; the connection is
     /// dropped only when it is broken (see [`sink`] for what a sink's answers mean).
-    pub async fn run(mut self, mut drain: watch::Receiver<bool>) {
+    pub async fn run(mut self, drain: CancellationToken) {
         let mut pos = self.log.shipped();
         let mut last_was_full = true;
         loop {
-            if *drain.borrow() && pos >= self.log.end() {
+            if drain.is_cancelled() && pos >= self.log.end() {
                 self.cache_position(pos);
                 return;
             }
-            if !last_was_full && !*drain.borrow() && !self.config.linger.is_zero() {
+            if !last_was_full && !drain.is_cancelled() && !self.config.linger.is_zero() {
                 // Under a steady trickle, wait a moment so that one Redis round trip
                 // carries many records instead of a few.
                 tokio::time::sleep(self.config.linger).await;
             }
             if !self.sink.is_connected() {
-                match self.connect(pos, &mut drain).await {
+                match self.connect(pos, &drain).await {
                     Some(resumed) => pos = resumed,
                     None => continue,
                 }
@@ -129,7 +130,7 @@ impl<S: Sink> Shipper<S> {
                 Ok(b) => b,
                 Err(e) => {
                     tracing::error!(error = %e, "reading the local log failed; retrying");
-                    sleep_or_drain(Duration::from_secs(1), &mut drain).await;
+                    sleep_or_drain(Duration::from_secs(1), &drain).await;
                     continue;
                 }
             };
@@ -138,24 +139,24 @@ impl<S: Sink> Shipper<S> {
             if batch.is_empty() {
                 last_was_full = true;
                 pos = pos.max(batch.end);
-                if *drain.borrow() {
+                if drain.is_cancelled() {
                     self.cache_position(pos);
                     return;
                 }
                 tokio::select! {
                     _ = self.log.wait_past(pos) => {}
                     _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                    _ = drain.changed() => {}
+                    _ = drain.cancelled() => {}
                 }
                 continue;
             }
-            pos = self.ship(pos, batch, &mut drain).await;
+            pos = self.ship(pos, batch, &drain).await;
         }
     }
 
     /// Connects the sink and returns the position to resume from, or `None` after a
     /// failed try (said once, counted, backed off).
-    async fn connect(&mut self, pos: u64, drain: &mut watch::Receiver<bool>) -> Option<u64> {
+    async fn connect(&mut self, pos: u64, drain: &CancellationToken) -> Option<u64> {
         match self.sink.connect().await {
             Ok(redis_pos) => {
                 let pos = self.resume_from(pos, redis_pos);
@@ -177,7 +178,7 @@ impl<S: Sink> Shipper<S> {
     /// Ships one batch and returns the position to go on from: after it once applied
     /// (acknowledged, handed to the tap), Redis's when it knew better, the same after a
     /// failed try (said once, counted, backed off).
-    async fn ship(&mut self, pos: u64, batch: Batch, drain: &mut watch::Receiver<bool>) -> u64 {
+    async fn ship(&mut self, pos: u64, batch: Batch, drain: &CancellationToken) -> u64 {
         let started = Instant::now();
         match self.sink.ship(&batch).await {
             Ok(Shipped::Applied { dead_lettered }) => {
@@ -237,12 +238,7 @@ impl<S: Sink> Shipper<S> {
     }
 
     /// A failed try: counted, said once per change of state, then the backoff.
-    async fn failed(
-        &mut self,
-        health: Health,
-        error: &SinkError,
-        drain: &mut watch::Receiver<bool>,
-    ) {
+    async fn failed(&mut self, health: Health, error: &SinkError, drain: &CancellationToken) {
         metrics().redis_errors.increment(1);
         self.change_with(health, Some(error));
         self.state.failures += 1;
@@ -345,10 +341,13 @@ impl<S: Sink> Shipper<S> {
     }
 }
 
-async fn sleep_or_drain(d: Duration, drain: &mut watch::Receiver<bool>) {
+/// Sleeps `d`, cut short when the drain begins. Once draining, sleeps in full: a backoff
+/// still backs off.
+async fn sleep_or_drain(d: Duration, drain: &CancellationToken) {
+    let draining = drain.is_cancelled();
     tokio::select! {
         _ = tokio::time::sleep(d) => {}
-        _ = drain.changed() => {}
+        _ = drain.cancelled(), if !draining => {}
     }
 }
 
@@ -442,8 +441,8 @@ mod tests {
             "fake".into(),
             None,
         );
-        let (_drain, drain_rx) = watch::channel(false);
-        let task = tokio::spawn(shipper.run(drain_rx));
+        let _drain = CancellationToken::new();
+        let task = tokio::spawn(shipper.run(_drain.clone()));
         while log.shipped() < end || log.backlog() > 0 {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }

@@ -538,11 +538,6 @@ fn nearest_year((month, day): (u32, u32), now: DateTime<Local>) -> i32 {
         .map_or(y, |(year, _)| year)
 }
 
-/// `now` for [`parse`], in the local time zone RFC 3164 dates are read in.
-pub fn local_now() -> DateTime<Local> {
-    Local::now()
-}
-
 /// A fixed local time, for tests.
 #[cfg(test)]
 fn at(y: i32, m: u32, d: u32) -> DateTime<Local> {

@@ -1,9 +1,9 @@
 //! `pixelpipe tail`: the seed's consumer (`BRPOP pixel`, print `timestamp args`), batched
 //! for speed, with a reliable mode, `--exec` and a dead-letter list.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use sink::{Exec, Sink};
@@ -76,11 +76,7 @@ pub struct TailArgs {
 }
 
 fn default_consumer() -> String {
-    std::fs::read_to_string("/etc/hostname")
-        .ok()
-        .map(|h| h.trim().to_owned())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "default".into())
+    crate::hostname::name().unwrap_or_else(|| "default".into())
 }
 
 /// What a finished `tail` did.
@@ -91,16 +87,29 @@ pub struct Summary {
     pub dead: u64,
 }
 
+/// Cancels `stop` on SIGINT or SIGTERM, from a thread of its own: `tail` runs no async
+/// runtime, and a signal handler itself may not take the token's lock.
+fn cancel_on_signal(stop: CancellationToken) -> std::io::Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
+    std::thread::Builder::new()
+        .name("tail-signals".into())
+        .spawn(move || {
+            if signals.forever().next().is_some() {
+                stop.cancel();
+            }
+        })?;
+    Ok(())
+}
+
 pub fn run(config: &Config, args: &TailArgs) -> Result<Summary, TailError> {
     let key = args.key.clone().unwrap_or_else(|| config.http.key.clone());
     let client = redis::Client::open(config.redis.as_str())?;
-    let stop_flag = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(signal, stop_flag.clone()).map_err(TailError::Output)?;
-    }
+    let stop = CancellationToken::new();
+    cancel_on_signal(stop.clone()).map_err(TailError::Output)?;
     let stopped = {
-        let f = stop_flag.clone();
-        move || f.load(Ordering::Relaxed)
+        let stop = stop.clone();
+        move || stop.is_cancelled()
     };
     let mode = if args.no_remove {
         Mode::Peek

@@ -1,22 +1,44 @@
 //! nginx `log_format`-style templates for HTTP hits: `$msec,$args` and friends.
 //!
-//! As in nginx, a variable with no value (no query string, a missing header) renders as
-//! `-`, and values are escaped (see [`super::escape_into`]).
+//! A template reads a hit through [`HitFields`], which the HTTP source implements: this
+//! module knows the variables, not the transport. As in nginx, a variable with no value
+//! (no query string, a missing header) renders as `-`, and values are escaped (see
+//! [`super::escape_into`]).
+//!
+//! Adding a variable: a [`Var`] variant, its name in [`parse_var`], and one arm in
+//! [`Var::render`] that reads it from the hit.
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use chrono::{DateTime, Local};
 
+use crate::record;
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum TemplateError {
-    #[error("unknown variable `${0}` (known: $msec, $args, $remote_addr, $request_id, $time_iso8601, $time_local, $request_uri, $uri, $request_method, $http_<header>)")]
+    #[error("unknown variable `${0}` (known: $msec, $args, $remote_addr, $request_id, $time_iso8601, $time_local, $request_uri, $uri, $request_method, $body, $http_<header>)")]
     UnknownVariable(String),
     #[error("`$` at byte {0} is not followed by a variable name")]
     EmptyName(usize),
     #[error("unclosed `${{` at byte {0}")]
     Unclosed(usize),
+}
+
+/// What a template reads from a hit. Borrowed from the request buffer: nothing is copied
+/// unless the template asks for it.
+pub trait HitFields {
+    /// When the hit arrived.
+    fn time(&self) -> SystemTime;
+    fn method(&self) -> &str;
+    /// The request target as received, e.g. `/pixel.gif?foo=bar`.
+    fn target(&self) -> &[u8];
+    fn remote_addr(&self) -> IpAddr;
+    /// The value of the request header `name` (lower case, e.g. `user-agent`), if sent.
+    fn header(&self, name: &str) -> Option<&[u8]>;
+    /// The request body, for a beacon (`None`: `$body` is `-`).
+    fn body(&self) -> Option<&[u8]>;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +52,8 @@ enum Var {
     RequestUri,
     Uri,
     RequestMethod,
+    /// The request body as received (a beacon's).
+    Body,
     /// `$http_user_agent` → the `user-agent` header.
     Header(String),
 }
@@ -45,40 +69,6 @@ enum Part {
 pub struct Template {
     parts: Vec<Part>,
     needs_local_time: bool,
-}
-
-/// What a hit offers to a template. Borrowed from the request buffer: nothing is copied
-/// unless the template asks for it.
-pub struct Hit<'a> {
-    pub time: SystemTime,
-    pub method: &'a str,
-    /// The request target as received, e.g. `/pixel.gif?foo=bar`.
-    pub target: &'a [u8],
-    pub remote_addr: IpAddr,
-    pub headers: &'a [httparse::Header<'a>],
-}
-
-impl Hit<'_> {
-    fn path(&self) -> &[u8] {
-        match self.target.iter().position(|&b| b == b'?') {
-            Some(i) => &self.target[..i],
-            None => self.target,
-        }
-    }
-
-    /// `None` when there is no `?` at all, as nginx's `$args` is then not found, and when
-    /// the query is empty (`/pixel.gif?`), which nginx logs as `-` too.
-    fn args(&self) -> Option<&[u8]> {
-        let i = self.target.iter().position(|&b| b == b'?')?;
-        Some(&self.target[i + 1..]).filter(|a| !a.is_empty())
-    }
-
-    fn header(&self, name: &str) -> Option<&[u8]> {
-        self.headers
-            .iter()
-            .find(|h| h.name.eq_ignore_ascii_case(name))
-            .map(|h| h.value)
-    }
 }
 
 pub fn compile(source: &str) -> Result<Template, TemplateError> {
@@ -156,6 +146,7 @@ fn parse_var(name: &str) -> Result<Var, TemplateError> {
         "request_uri" => Var::RequestUri,
         "uri" => Var::Uri,
         "request_method" => Var::RequestMethod,
+        "body" | "request_body" => Var::Body,
         _ => match name.strip_prefix("http_") {
             Some(h) if !h.is_empty() => Var::Header(h.replace('_', "-")),
             _ => return Err(TemplateError::UnknownVariable(name.to_owned())),
@@ -165,65 +156,82 @@ fn parse_var(name: &str) -> Result<Var, TemplateError> {
 
 impl Template {
     /// Renders the record for `hit`, appending to `out`.
-    pub fn render(&self, hit: &Hit<'_>, out: &mut Vec<u8>) {
-        let local: Option<DateTime<Local>> = self.needs_local_time.then(|| hit.time.into());
+    pub fn render(&self, hit: &impl HitFields, out: &mut Vec<u8>) {
+        // Converted once per record, and only when a variable needs it.
+        let local: Option<DateTime<Local>> = self.needs_local_time.then(|| hit.time().into());
         for part in &self.parts {
-            let (var, delim) = match part {
-                Part::Literal(l) => {
-                    out.extend_from_slice(l);
-                    continue;
-                }
-                Part::Var { var, delim } => (var, *delim),
-            };
-            let raw: Option<&[u8]> = match var {
-                Var::Msec => {
-                    let d = hit.time.duration_since(UNIX_EPOCH).unwrap_or_default();
-                    write_msec(out, d.as_secs(), d.subsec_millis());
-                    continue;
-                }
-                Var::RemoteAddr => {
-                    let mut s = String::with_capacity(40);
-                    let _ = write!(s, "{}", hit.remote_addr);
-                    out.extend_from_slice(s.as_bytes());
-                    continue;
-                }
-                Var::RequestId => {
-                    let id = fastrand::u128(..);
-                    write_hex(out, id);
-                    continue;
-                }
-                Var::TimeIso8601 | Var::TimeLocal => {
-                    // `needs_local_time` guarantees `local` is set for these.
-                    let t = local.unwrap_or_else(|| hit.time.into());
-                    let fmt = if *var == Var::TimeIso8601 {
-                        "%Y-%m-%dT%H:%M:%S%:z"
-                    } else {
-                        "%d/%b/%Y:%H:%M:%S %z"
-                    };
-                    out.extend_from_slice(t.format(fmt).to_string().as_bytes());
-                    continue;
-                }
-                Var::Args => hit.args(),
-                Var::RequestUri => Some(hit.target),
-                Var::Uri => Some(hit.path()),
-                Var::RequestMethod => Some(hit.method.as_bytes()),
-                Var::Header(name) => hit.header(name),
-            };
-            match raw {
-                Some(v) => super::escape_into(out, v, delim),
-                None => out.push(b'-'),
+            match part {
+                Part::Literal(l) => out.extend_from_slice(l),
+                Part::Var { var, delim } => var.render(hit, local, *delim, out),
             }
         }
     }
 }
 
-/// `1379183721.115`: epoch seconds, a dot, exactly three digits of milliseconds.
-fn write_msec(out: &mut Vec<u8>, secs: u64, millis: u32) {
-    out.extend_from_slice(itoa::Buffer::new().format(secs).as_bytes());
-    out.push(b'.');
-    out.push(b'0' + (millis / 100) as u8);
-    out.push(b'0' + (millis / 10 % 10) as u8);
-    out.push(b'0' + (millis % 10) as u8);
+impl Var {
+    /// Appends this variable's value for `hit`. Values a client chose go through
+    /// [`escaped`]; values the server made (numbers, times, addresses) need no escaping.
+    fn render(
+        &self,
+        hit: &impl HitFields,
+        local: Option<DateTime<Local>>,
+        delim: Option<u8>,
+        out: &mut Vec<u8>,
+    ) {
+        match self {
+            Var::Msec => record::write_msec(out, hit.time()),
+            Var::RemoteAddr => write_display(out, hit.remote_addr()),
+            Var::RequestId => write_hex(out, fastrand::u128(..)),
+            Var::TimeIso8601 => write_time(out, hit, local, "%Y-%m-%dT%H:%M:%S%:z"),
+            Var::TimeLocal => write_time(out, hit, local, "%d/%b/%Y:%H:%M:%S %z"),
+            Var::Args => escaped(out, args(hit.target()), delim),
+            Var::RequestUri => escaped(out, Some(hit.target()), delim),
+            Var::Uri => escaped(out, Some(path(hit.target())), delim),
+            Var::RequestMethod => escaped(out, Some(hit.method().as_bytes()), delim),
+            Var::Body => escaped(out, hit.body(), delim),
+            Var::Header(name) => escaped(out, hit.header(name), delim),
+        }
+    }
+}
+
+/// A value from the request, escaped; `-` when there is none, as in nginx.
+fn escaped(out: &mut Vec<u8>, value: Option<&[u8]>, delim: Option<u8>) {
+    match value {
+        Some(v) => super::escape_into(out, v, delim),
+        None => out.push(b'-'),
+    }
+}
+
+/// The target without its query: `$uri`.
+fn path(target: &[u8]) -> &[u8] {
+    match target.iter().position(|&b| b == b'?') {
+        Some(i) => &target[..i],
+        None => target,
+    }
+}
+
+/// The query: `$args`. `None` when there is no `?` at all, as nginx's `$args` is then
+/// not found, and when the query is empty (`/pixel.gif?`), which nginx logs as `-` too.
+fn args(target: &[u8]) -> Option<&[u8]> {
+    let i = target.iter().position(|&b| b == b'?')?;
+    Some(&target[i + 1..]).filter(|a| !a.is_empty())
+}
+
+fn write_display(out: &mut Vec<u8>, value: impl std::fmt::Display) {
+    let mut s = String::with_capacity(40);
+    let _ = write!(s, "{value}");
+    out.extend_from_slice(s.as_bytes());
+}
+
+fn write_time(
+    out: &mut Vec<u8>,
+    hit: &impl HitFields,
+    local: Option<DateTime<Local>>,
+    format: &str,
+) {
+    // `needs_local_time` guarantees `local` is set for the time variables.
+    let t = local.unwrap_or_else(|| hit.time().into());
+    write_display(out, t.format(format));
 }
 
 fn write_hex(out: &mut Vec<u8>, id: u128) {
@@ -236,15 +244,47 @@ fn write_hex(out: &mut Vec<u8>, id: u128) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
+    use std::time::{Duration, UNIX_EPOCH};
 
-    fn hit<'a>(target: &'a [u8], headers: &'a [httparse::Header<'a>]) -> Hit<'a> {
+    /// A hit as a test writes it: headers are (name, value) pairs.
+    struct Hit<'a> {
+        time: SystemTime,
+        target: &'a [u8],
+        headers: &'a [(&'a str, &'a [u8])],
+        body: Option<&'a [u8]>,
+    }
+
+    impl HitFields for Hit<'_> {
+        fn time(&self) -> SystemTime {
+            self.time
+        }
+        fn method(&self) -> &str {
+            "GET"
+        }
+        fn target(&self) -> &[u8] {
+            self.target
+        }
+        fn remote_addr(&self) -> IpAddr {
+            "127.0.0.1".parse().unwrap()
+        }
+        fn body(&self) -> Option<&[u8]> {
+            self.body
+        }
+        fn header(&self, name: &str) -> Option<&[u8]> {
+            let found = self
+                .headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name));
+            found.map(|(_, v)| *v)
+        }
+    }
+
+    fn hit<'a>(target: &'a [u8], headers: &'a [(&'a str, &'a [u8])]) -> Hit<'a> {
         Hit {
             time: UNIX_EPOCH + Duration::from_millis(1_379_183_721_115),
-            method: "GET",
             target,
-            remote_addr: "127.0.0.1".parse().unwrap(),
             headers,
+            body: None,
         }
     }
 
@@ -280,16 +320,8 @@ mod tests {
 
     #[test]
     fn headers_and_braces() {
-        let headers = [
-            httparse::Header {
-                name: "User-Agent",
-                value: b"curl/8 \"x\"",
-            },
-            httparse::Header {
-                name: "Referer",
-                value: b"http://a/b",
-            },
-        ];
+        let headers: [(&str, &[u8]); 2] =
+            [("User-Agent", b"curl/8 \"x\""), ("Referer", b"http://a/b")];
         let h = hit(b"/p?x=1", &headers);
         assert_eq!(
             render(
@@ -298,6 +330,21 @@ mod tests {
             ),
             // The space after the user agent is its delimiter: escaped inside it.
             "curl/8\\x20\\x22x\\x22 http://a/b 127.0.0.1 GET /p"
+        );
+    }
+
+    #[test]
+    fn body_as_received_or_a_dash() {
+        let mut h = hit(b"/e?a=1", &[]);
+        assert_eq!(render("$args|$body", &h), "a=1|-");
+        h.body = Some(b"{\"k\":\"v|w\"}\n");
+        assert_eq!(
+            render("$args|$body", &h),
+            "a=1|{\\x22k\\x22:\\x22v|w\\x22}\\x0A"
+        );
+        assert_eq!(
+            render("$body|$args", &h),
+            "{\\x22k\\x22:\\x22v\\x7Cw\\x22}\\x0A|a=1"
         );
     }
 
@@ -348,7 +395,7 @@ mod tests {
             target in proptest::collection::vec(proptest::num::u8::ANY, 0..200),
             ua in proptest::collection::vec(proptest::num::u8::ANY, 0..100),
         ) {
-            let headers = [httparse::Header { name: "user-agent", value: &ua }];
+            let headers = [("user-agent", ua.as_slice())];
             let h = hit(&target, &headers);
             let mut out = Vec::new();
             compile("$msec,$args $http_user_agent,$request_uri").unwrap().render(&h, &mut out);

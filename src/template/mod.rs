@@ -1,8 +1,14 @@
 //! Record templates, compiled once at start-up into a list of parts so that rendering a
 //! record is a walk over literals and variable lookups, never a parse.
 //!
-//! `http` holds nginx-style `$variables` for `serve`; `syslog` holds syslog-ng-style
-//! `${MACROS}` for `relay`. Both escape values the way nginx escapes access-log values.
+//! `http` holds nginx-style `$variables` for `serve`, read from a hit through
+//! [`http::HitFields`]; `syslog` holds syslog-ng-style `${MACROS}` for `relay`, read from
+//! a message through [`syslog::MessageFields`]. The transports implement those traits:
+//! templates know no socket, no HTTP parser and no syslog parser.
+//!
+//! Escaping follows the program each imitates: HTTP values are escaped as nginx escapes
+//! access-log values ([`escape_into`]); syslog values go out as received, as syslog-ng's
+//! `template-escape(no)` does.
 
 pub mod http;
 pub mod syslog;

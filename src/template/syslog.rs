@@ -1,16 +1,16 @@
 //! syslog-ng-style templates for `relay`: `${PROGRAM}`, `$MESSAGE`, `$(length ${MESSAGE})`,
 //! `$$` for a literal `$`.
 //!
-//! Unlike the nginx-style templates, values are **not** escaped: syslog-ng's default
-//! (`template-escape(no)`) puts `${MESSAGE}` into Redis as received, and the records must
-//! be byte for byte the ones the original configuration produced.
+//! A template reads a message through [`MessageFields`], which the relay implements for
+//! a parsed message and where it came from: this module knows syslog-ng's macros, not the
+//! wire format. Unlike the nginx-style templates, values are **not** escaped: syslog-ng's
+//! default (`template-escape(no)`) puts `${MESSAGE}` into Redis as received, and the
+//! records must be byte for byte the ones the original configuration produced.
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
-use chrono::{DateTime, FixedOffset, Local};
-
-use crate::syslog::{facility_name, severity_name, Message};
+use chrono::{DateTime, FixedOffset};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum TemplateError {
@@ -56,15 +56,29 @@ pub struct Template {
     parts: Vec<Part>,
 }
 
-/// What a template is rendered from: the parsed message and where it came from.
-pub struct Record<'a> {
-    pub message: &'a Message<'a>,
-    /// When the relay read it: the date of messages that carry none.
-    pub received: DateTime<Local>,
-    /// `${HOST}` of a message without a hostname: the sender's address for network
-    /// sources, this machine's name for local ones.
-    pub peer: Option<IpAddr>,
-    pub local_host: &'a [u8],
+/// What a template reads from one received message.
+pub trait MessageFields {
+    fn program(&self) -> &[u8];
+    fn message(&self) -> &[u8];
+    fn pid(&self) -> &[u8];
+    fn msgid(&self) -> &[u8];
+    /// 0–23.
+    fn facility(&self) -> u8;
+    /// 0–7.
+    fn severity(&self) -> u8;
+    /// The header as sent (`PROGRAM[PID]: `, RFC 3164); `None` where syslog-ng makes it
+    /// up from the program and the pid (RFC 5424).
+    fn header(&self) -> Option<&[u8]>;
+    /// The message's own date, or the time it was received.
+    fn time(&self) -> DateTime<FixedOffset>;
+    /// `${HOST}`: the host the message names, or else where it came from.
+    fn host(&self) -> Host<'_>;
+}
+
+/// The value of `${HOST}`.
+pub enum Host<'a> {
+    Name(&'a [u8]),
+    Address(IpAddr),
 }
 
 impl Template {
@@ -180,147 +194,134 @@ fn parse_macro(name: &str, at: usize) -> Result<Macro, TemplateError> {
 }
 
 impl Template {
-    /// Renders the template for `r`, appending to `out`.
-    pub fn render(&self, r: &Record<'_>, out: &mut Vec<u8>) {
-        let m = r.message;
+    /// Renders the template for `m`, appending to `out`.
+    pub fn render(&self, m: &impl MessageFields, out: &mut Vec<u8>) {
         for part in &self.parts {
             match part {
                 Part::Literal(l) => out.extend_from_slice(l),
                 Part::Length(inner) => {
                     // Rendered in place, measured, then replaced by its length: no buffer.
                     let start = out.len();
-                    inner.render(r, out);
+                    inner.render(m, out);
                     let len = out.len() - start;
                     out.truncate(start);
-                    out.extend_from_slice(itoa::Buffer::new().format(len).as_bytes());
+                    number(out, len as i64);
                 }
-                Part::Macro(mac) => match mac {
-                    Macro::Program => out.extend_from_slice(m.program),
-                    Macro::Message => out.extend_from_slice(m.message),
-                    Macro::Host => match (m.host, r.peer) {
-                        (Some(h), _) => out.extend_from_slice(h),
-                        (None, Some(ip)) => {
-                            let mut s = String::with_capacity(40);
-                            let _ = write!(s, "{ip}");
-                            out.extend_from_slice(s.as_bytes());
-                        }
-                        (None, None) => out.extend_from_slice(r.local_host),
-                    },
-                    Macro::Pid => out.extend_from_slice(m.pid),
-                    Macro::MsgId => out.extend_from_slice(m.msgid),
-                    // As sent for RFC 3164; made up from the fields for RFC 5424.
-                    Macro::MsgHdr if !m.rfc5424 => out.extend_from_slice(m.header),
-                    Macro::MsgHdr => {
-                        if !m.program.is_empty() {
-                            out.extend_from_slice(m.program);
-                            if !m.pid.is_empty() {
-                                out.push(b'[');
-                                out.extend_from_slice(m.pid);
-                                out.push(b']');
-                            }
-                            out.extend_from_slice(b": ");
-                        }
-                    }
-                    Macro::Facility => out.extend_from_slice(facility_name(m.facility).as_bytes()),
-                    Macro::FacilityNum => number(out, m.facility as i64),
-                    Macro::Severity => out.extend_from_slice(severity_name(m.severity).as_bytes()),
-                    Macro::SeverityNum => number(out, m.severity as i64),
-                    Macro::Pri => number(out, (m.facility as i64) * 8 + m.severity as i64),
-                    Macro::IsoDate => date(out, r, "%Y-%m-%dT%H:%M:%S%:z"),
-                    Macro::Date => date(out, r, "%b %e %H:%M:%S"),
-                    Macro::UnixTime => number(out, time(r).timestamp()),
-                },
+                Part::Macro(mac) => mac.render(m, out),
             }
         }
     }
+}
+
+impl Macro {
+    fn render(self, m: &impl MessageFields, out: &mut Vec<u8>) {
+        match self {
+            Macro::Program => out.extend_from_slice(m.program()),
+            Macro::Message => out.extend_from_slice(m.message()),
+            Macro::Host => match m.host() {
+                Host::Name(name) => out.extend_from_slice(name),
+                Host::Address(ip) => display(out, ip),
+            },
+            Macro::Pid => out.extend_from_slice(m.pid()),
+            Macro::MsgId => out.extend_from_slice(m.msgid()),
+            Macro::MsgHdr => match m.header() {
+                Some(as_sent) => out.extend_from_slice(as_sent),
+                None => made_up_header(m, out),
+            },
+            Macro::Facility => out.extend_from_slice(facility_name(m.facility()).as_bytes()),
+            Macro::FacilityNum => number(out, m.facility() as i64),
+            Macro::Severity => out.extend_from_slice(severity_name(m.severity()).as_bytes()),
+            Macro::SeverityNum => number(out, m.severity() as i64),
+            Macro::Pri => number(out, (m.facility() as i64) * 8 + m.severity() as i64),
+            Macro::IsoDate => display(out, m.time().format("%Y-%m-%dT%H:%M:%S%:z")),
+            Macro::Date => display(out, m.time().format("%b %e %H:%M:%S")),
+            Macro::UnixTime => number(out, m.time().timestamp()),
+        }
+    }
+}
+
+/// `${MSGHDR}` of an RFC 5424 message: `PROGRAM[PID]: `, as syslog-ng makes it up.
+fn made_up_header(m: &impl MessageFields, out: &mut Vec<u8>) {
+    if m.program().is_empty() {
+        return;
+    }
+    out.extend_from_slice(m.program());
+    if !m.pid().is_empty() {
+        out.push(b'[');
+        out.extend_from_slice(m.pid());
+        out.push(b']');
+    }
+    out.extend_from_slice(b": ");
 }
 
 fn number(out: &mut Vec<u8>, n: i64) {
     out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
-/// The message's own date, or the time it was received.
-fn time(r: &Record<'_>) -> DateTime<FixedOffset> {
-    r.message
-        .timestamp
-        .unwrap_or_else(|| r.received.fixed_offset())
-}
-
-fn date(out: &mut Vec<u8>, r: &Record<'_>, format: &str) {
-    let mut s = String::with_capacity(32);
-    let _ = write!(s, "{}", time(r).format(format));
+fn display(out: &mut Vec<u8>, value: impl std::fmt::Display) {
+    let mut s = String::with_capacity(40);
+    let _ = write!(s, "{value}");
     out.extend_from_slice(s.as_bytes());
 }
+
+/// The name syslog-ng's `${FACILITY}` prints for facility number `code` (0–23).
+pub fn facility_name(code: u8) -> &'static str {
+    FACILITY_NAMES.get(code as usize).copied().unwrap_or("user")
+}
+
+/// The name syslog-ng's `${SEVERITY}` (and `${PRIORITY}`, `${LEVEL}`) prints.
+pub fn severity_name(code: u8) -> &'static str {
+    SEVERITY_NAMES
+        .get(code as usize)
+        .copied()
+        .unwrap_or("notice")
+}
+
+const FACILITY_NAMES: [&str; 24] = [
+    "kern",
+    "user",
+    "mail",
+    "daemon",
+    "auth",
+    "syslog",
+    "lpr",
+    "news",
+    "uucp",
+    "cron",
+    "authpriv",
+    "ftp",
+    "ntp",
+    "security",
+    "console",
+    "solaris-cron",
+    "local0",
+    "local1",
+    "local2",
+    "local3",
+    "local4",
+    "local5",
+    "local6",
+    "local7",
+];
+
+const SEVERITY_NAMES: [&str; 8] = [
+    "emerg", "alert", "crit", "err", "warning", "notice", "info", "debug",
+];
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::TimeZone;
+    use crate::config::relay::{Facility, Severity};
 
-    fn render(tpl: &str, raw: &str) -> String {
-        let now = Local.with_ymd_and_hms(2026, 11, 27, 20, 0, 0).unwrap();
-        let m = crate::syslog::parse(raw.as_bytes(), now, true);
-        let r = Record {
-            message: &m,
-            received: now,
-            peer: None,
-            local_host: b"here",
-        };
-        let mut out = Vec::new();
-        compile(tpl).unwrap().render(&r, &mut out);
-        String::from_utf8(out).unwrap()
-    }
-
-    const NGINX: &str = "<158>Nov 27 20:23:37 pixel: 1379183721.115,foo=bar&baz=1";
+    // Rendering from parsed messages is tested where the relay implements
+    // `MessageFields` (`relay::received`).
 
     #[test]
-    fn the_original_resp_template() {
-        let t = "*3\r\n$$5\r\nLPUSH\r\n$$$(length ${PROGRAM})\r\n${PROGRAM}\r\n$$$(length ${MESSAGE})\r\n${MESSAGE}\r\n";
-        assert_eq!(
-            render(t, NGINX),
-            "*3\r\n$5\r\nLPUSH\r\n$5\r\npixel\r\n$28\r\n1379183721.115,foo=bar&baz=1\r\n"
-        );
-    }
-
-    #[test]
-    fn macros() {
-        assert_eq!(
-            render(
-                "$FACILITY.${SEVERITY} ${PRIORITY} ${PRI} ${HOST} ${MSGHDR}|${PID}",
-                NGINX
-            ),
-            "local3.info info 158 here pixel: |"
-        );
-        assert_eq!(
-            render("${MSGHDR}${MSG}", "<13>Nov 27 20:23:37 h app[12]: x"),
-            "app[12]: x"
-        );
-        let iso = render("${ISODATE} ${DATE} ${UNIXTIME}", NGINX);
-        assert!(iso.starts_with("2026-11-27T20:23:37"), "{iso}");
-        assert!(iso.contains(" Nov 27 20:23:37 "), "{iso}");
-    }
-
-    #[test]
-    fn values_are_not_escaped() {
-        assert_eq!(
-            render("${MESSAGE}", "<158>Nov 27 20:23:37 pixel: a \"b\"\\c"),
-            "a \"b\"\\c"
-        );
-    }
-
-    #[test]
-    fn length_counts_bytes_and_nests() {
-        assert_eq!(
-            render("$(length ${MESSAGE})", "<13>Nov 27 20:23:37 h p: é"),
-            "2"
-        );
-        assert_eq!(
-            render(
-                "$(length $(length ${MESSAGE}))",
-                "<13>Nov 27 20:23:37 h p: 0123456789"
-            ),
-            "2"
-        );
+    fn names_match_codes() {
+        assert_eq!(facility_name(Facility::Local3 as u8), "local3");
+        assert_eq!(facility_name(Facility::Kern as u8), "kern");
+        assert_eq!(severity_name(Severity::Info as u8), "info");
+        assert_eq!(severity_name(Severity::Debug as u8), "debug");
     }
 
     #[test]

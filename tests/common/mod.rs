@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod chromium;
 pub mod consume;
 pub mod corpus;
 pub mod relay;

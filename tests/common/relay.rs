@@ -150,7 +150,7 @@ impl SyslogNg {
         let messages = dir.path().join("messages");
         // The recipe's configuration, but for the paths and port, and `close-on-input(no)`:
         // by default syslog-ng drops the connection at Redis's first reply and waits a
-        // minute before the next (DESIGN.md). That changes what arrives, not its bytes.
+        // minute before the next. That changes what arrives, not its bytes.
         let conf = format!(
             r#"@version: 3.38
 options {{ stats-freq(0); }};
