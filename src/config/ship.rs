@@ -15,6 +15,8 @@ pub struct ShipConfig {
     pub batch_bytes: usize,
     /// After a batch that was not full, wait this long before the next one, so that a
     /// steady flow ships in fewer, larger transactions. Adds at most this to latency.
+    /// 0 (the default): ship as soon as the shipper is idle; what arrives while a batch
+    /// is in flight goes in the next one, so batches still grow with the load.
     #[serde(with = "humantime_serde")]
     pub linger: Duration,
     /// `/readyz` fails while more unshipped bytes than this wait in the log.
@@ -89,7 +91,7 @@ impl Default for ShipConfig {
         ShipConfig {
             batch_records: 5_000,
             batch_bytes: 4 << 20,
-            linger: Duration::from_millis(5),
+            linger: Duration::ZERO,
             ready_backlog_bytes: 64 << 20,
             shutdown_deadline: Duration::from_secs(10),
             redis_timeout: Duration::from_secs(5),

@@ -229,6 +229,9 @@ impl<S: Transport> Connection<S> {
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
             Err(_) => return false,
         }
+        if !in_request {
+            return self.wait_idle(timeout, stop).await;
+        }
         tokio::select! {
             read = tokio::time::timeout(timeout, self.stream.read_buf(&mut self.buf)) => match read {
                 Ok(Ok(0)) | Ok(Err(_)) => false,
@@ -244,6 +247,26 @@ impl<S: Transport> Connection<S> {
                 }
             },
             _ = stop, if !in_request => false,
+        }
+    }
+}
+
+impl<S: Transport> Connection<S> {
+    /// An idle keep-alive connection may wait long: it holds no buffers meanwhile
+    /// (thousands of idle connections would pin ~8 KiB each) and takes them again when
+    /// the client sends (the first read takes a small buffer, the next ones a full one).
+    /// Returns false when the connection is done.
+    async fn wait_idle(
+        &mut self,
+        timeout: Duration,
+        stop: &mut (impl Future<Output = ()> + Unpin),
+    ) -> bool {
+        (self.buf, self.out, self.record, self.answers) = Default::default();
+        tokio::select! {
+            read = tokio::time::timeout(timeout, self.stream.read_buf(&mut self.buf)) => {
+                matches!(read, Ok(Ok(n)) if n > 0)
+            }
+            _ = stop => false,
         }
     }
 }

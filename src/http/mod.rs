@@ -21,6 +21,7 @@ pub mod request;
 pub mod response;
 pub mod script;
 pub mod tls;
+mod trim;
 pub mod web;
 
 use std::io;
@@ -147,6 +148,7 @@ impl HttpServer {
         }
         tls_listeners.resize_with(workers, || None);
         let connections = Arc::new(AtomicUsize::new(0));
+        trim::watch(&connections);
         let mut handles = Vec::new();
         for (i, (listener, tls_listener)) in listeners.into_iter().zip(tls_listeners).enumerate() {
             let worker = Worker {

@@ -118,7 +118,7 @@ impl<S: Sink> Shipper<S> {
                 self.cache_position(pos);
                 return;
             }
-            if !last_was_full && !drain.is_cancelled() {
+            if !last_was_full && !drain.is_cancelled() && !self.config.linger.is_zero() {
                 // Under a steady trickle, wait a moment so that one Redis round trip
                 // carries many records instead of a few.
                 tokio::time::sleep(self.config.linger).await;
