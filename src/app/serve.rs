@@ -70,9 +70,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     // The privacy step of every hit, with its salt keeper and GeoIP reloads.
     config
         .privacy
-        .check_format(&template, &config.http.real_ip_header)
+        .check_format(template.headers(), &config.http.real_ip_header)
         .map_err(ServeError::Privacy)?;
-    let who = crate::who::setup(&config, stop.clone())?;
+    let who = crate::who::setup(&config, template.needs(), stop.clone())?;
     let server = HttpServer::start(
         &config.http,
         template,

@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 
-use super::cidr::{mask_v4, mask_v6};
+use crate::config::cidr::{mask_v4, mask_v6};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Anonymizer {

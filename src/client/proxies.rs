@@ -4,7 +4,7 @@
 
 use std::net::IpAddr;
 
-use super::cidr::{canonical, Cidr};
+use crate::config::cidr::{canonical, Cidr};
 
 /// `http.trusted_proxies` and `http.real_ip_header`.
 #[derive(Debug, Clone, Default)]

@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::cidr::Cidr;
 pub use super::relay::TlsFiles;
 use super::ConfigError;
-use crate::client::Cidr;
 
 /// The pixel endpoint (`pixelpipe serve`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -159,10 +159,6 @@ impl HttpConfig {
         if self.max_batch == 0 {
             return Err(ConfigError::invalid("http.max_batch", "must be > 0"));
         }
-        crate::http::cors::Cors::new(&self.cors_origins, false, false)
-            .map_err(|e| ConfigError::invalid("http.cors_origins", e))?;
-        crate::http::redirect::RedirectHosts::new(&self.redirect_hosts)
-            .map_err(|e| ConfigError::invalid("http.redirect_hosts", e))?;
         match (&self.tls, self.tls_listen) {
             (Some(_), None) => Err(ConfigError::invalid(
                 "http.tls_listen",

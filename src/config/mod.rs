@@ -12,6 +12,7 @@ use figment::Figment;
 use serde::{Deserialize, Serialize};
 
 pub mod analytics;
+pub mod cidr;
 pub mod enrich;
 pub mod filter;
 pub mod http;

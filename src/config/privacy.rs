@@ -161,16 +161,17 @@ const ADDRESS_HEADERS: [&str; 6] = [
 ];
 
 impl PrivacyConfig {
-    /// With `anonymize_ip`, no raw address may reach a record through a header variable.
-    pub fn check_format(
+    /// With `anonymize_ip`, no raw address may reach a record through a header variable:
+    /// `format_headers` are the headers `http.format` writes (`$http_…`).
+    pub fn check_format<'a>(
         &self,
-        template: &crate::template::http::Template,
+        format_headers: impl IntoIterator<Item = &'a str>,
         real_ip_header: &str,
     ) -> Result<(), super::ConfigError> {
         if !self.anonymize_ip {
             return Ok(());
         }
-        for h in template.headers() {
+        for h in format_headers {
             if ADDRESS_HEADERS.contains(&h) || h.eq_ignore_ascii_case(real_ip_header) {
                 return Err(super::ConfigError::invalid(
                     "http.format",

@@ -51,9 +51,9 @@ pub fn is_tool(user_agent: Option<&[u8]>) -> bool {
     let Some(ua) = user_agent.map(|ua| ua.trim_ascii()) else {
         return false;
     };
-    TOOLS.iter().any(|t| {
-        ua.len() >= t.len() && ua[..t.len()].eq_ignore_ascii_case(t)
-    })
+    TOOLS
+        .iter()
+        .any(|t| ua.len() >= t.len() && ua[..t.len()].eq_ignore_ascii_case(t))
 }
 
 /// `Sec-Purpose: prefetch` (Chrome, also `prefetch;prerender`), `Purpose: prefetch`
@@ -78,11 +78,21 @@ mod tests {
 
     #[test]
     fn tools_are_told_from_crawlers() {
-        for ua in ["curl/8.5.0", "ApacheBench/2.3", "Wget/1.21.3", "python-requests/2.31.0", "Go-http-client/1.1"] {
+        for ua in [
+            "curl/8.5.0",
+            "ApacheBench/2.3",
+            "Wget/1.21.3",
+            "python-requests/2.31.0",
+            "Go-http-client/1.1",
+        ] {
             assert!(is_tool(Some(ua.as_bytes())), "{ua}");
             assert!(BotList::default().is_bot(Some(ua.as_bytes())), "{ua}");
         }
-        for ua in ["Googlebot-Image/1.0", "Mozilla/5.0 (compatible; bingbot/2.0)", "HeadlessChrome/120"] {
+        for ua in [
+            "Googlebot-Image/1.0",
+            "Mozilla/5.0 (compatible; bingbot/2.0)",
+            "HeadlessChrome/120",
+        ] {
             assert!(!is_tool(Some(ua.as_bytes())), "{ua}");
         }
         assert!(!is_tool(None));

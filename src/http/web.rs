@@ -11,7 +11,6 @@ use std::time::SystemTime;
 use super::beacon::{self, BodyKind};
 use super::cors::{self, Cors, Verdict};
 use super::hit::Hit;
-use crate::who::{Facts, Verdict as Who};
 use super::redirect::{self, RedirectHosts};
 use super::request::Request;
 use super::response::{Extra, Reply};
@@ -20,6 +19,7 @@ use super::Endpoint;
 use crate::config::http::BeaconReply;
 use crate::config::HttpConfig;
 use crate::log::{Appender, LogError, Ticket};
+use crate::who::{Facts, Verdict as Who};
 
 pub struct Web {
     pub beacon_path: String,
@@ -166,7 +166,14 @@ pub fn route(
         extra
             .headers
             .extend_from_slice(b"\r\nCache-Control: no-store\r\n");
-        return Some(record_one(inc, endpoint, appender, record, Reply::Found, extra));
+        return Some(record_one(
+            inc,
+            endpoint,
+            appender,
+            record,
+            Reply::Found,
+            extra,
+        ));
     }
     if path != endpoint.path.as_bytes() && path != web.beacon_path.as_bytes() {
         return None;
@@ -209,7 +216,14 @@ pub fn route(
         Verdict::Foreign | Verdict::None => {}
     }
     if !is_post {
-        return Some(record_one(inc, endpoint, appender, record, Reply::Pixel, extra));
+        return Some(record_one(
+            inc,
+            endpoint,
+            appender,
+            record,
+            Reply::Pixel,
+            extra,
+        ));
     }
     Some(beacon(inc, endpoint, appender, record, extra))
 }

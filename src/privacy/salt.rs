@@ -15,7 +15,6 @@
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-
 const DAY: u64 = 86_400;
 /// Tomorrow's salt is fetched this long before midnight.
 const FETCH_AHEAD: u64 = 3_600;

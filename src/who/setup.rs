@@ -3,16 +3,13 @@
 
 use std::sync::Arc;
 
-
-use super::{Who, WhoConfig};
+use super::{Needs, Who, WhoConfig};
 use crate::config::Config;
 use crate::enrich::GeoDb;
 use crate::privacy::{SaltBook, SaltKeeper};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
-    #[error("bad record format: {0}")]
-    Template(#[from] crate::template::http::TemplateError),
     #[error("bad redis URL: {0}")]
     Redis(#[from] redis::RedisError),
     #[error("cannot watch for SIGHUP: {0}")]
@@ -20,8 +17,12 @@ pub enum SetupError {
 }
 
 /// Call inside the control runtime: the tasks run there until `shutdown`.
-pub fn setup(config: &Config, shutdown: tokio_util::sync::CancellationToken) -> Result<Who, SetupError> {
-    let needs = crate::template::http::compile(&config.http.format)?.needs();
+/// `needs`: what the record template asks of the privacy step (`Template::needs`).
+pub fn setup(
+    config: &Config,
+    needs: Needs,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> Result<Who, SetupError> {
     let salts = if Who::needs_salts(&config.privacy, needs) {
         let book = Arc::new(SaltBook::default());
         let keeper = SaltKeeper::new(
@@ -64,7 +65,10 @@ pub fn setup(config: &Config, shutdown: tokio_util::sync::CancellationToken) -> 
     Ok(who)
 }
 
-fn reload_on_sighup(db: Arc<GeoDb>, shutdown: tokio_util::sync::CancellationToken) -> Result<(), SetupError> {
+fn reload_on_sighup(
+    db: Arc<GeoDb>,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> Result<(), SetupError> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut hup = signal(SignalKind::hangup()).map_err(SetupError::Signal)?;
     tokio::spawn(async move {
