@@ -11,6 +11,9 @@
 #   4. the same with `analytics.enabled = false` (delivery alone, like nginx's access log)
 #   5. pixelpipe (as 3), POST beacons of one JSON event each (bench/beacon.lua)
 #   6. pixelpipe (as 3), POST beacons of a JSON batch of 10 events each
+#   7. pixelpipe (as 3) with the privacy step all on: anonymised $remote_addr, the salted
+#      $visitor, bot filtering, $ua_browser/$ua_os and $geo_country/$geo_city from a
+#      20,000-network MaxMind DB (examples/write_mmdb.rs) — against 3, the plain GIF
 # each under `wrk -t2 -c50 -d<seconds>s` with a unique id per request (per event), and
 # prints requests/s per round, the ratios within each round and their medians, events/s
 # and server CPU per event for the beacons next to the GIF's, pixelpipe's records in Redis
@@ -26,8 +29,13 @@ for p in nginx wrk redis-server redis-cli; do
 done
 export PATH=$PATH:/usr/sbin
 cargo build --release --quiet
+cargo build --release --quiet --example write_mmdb
 bin=target/release/pixelpipe
 . bench/lib.sh
+target/release/examples/write_mmdb "$work/city.mmdb"
+# Every request carries a browser's user agent, so bot filtering lets them through.
+ua='Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0'
+privacy_format='$msec,$args&v=$visitor&ip=$remote_addr&b=$ua_browser&os=$ua_os&c=$geo_country&city=$geo_city'
 
 ticks() { # pids… → their user+system CPU time so far, in clock ticks (1/100 s)
   local t=0 p
@@ -38,7 +46,7 @@ us_per_req() { python3 -c "print(f'{$1*1e6/$(getconf CLK_TCK)/max($2,1):.1f}')";
 
 run_wrk() { # port [wrk script] [script arg] → prints "rps requests non2xx"
   local out
-  out=$(wrk -t2 -c50 -d"${secs}s" -s "${2:-bench/unique-ids.lua}" "http://127.0.0.1:$1/pixel.gif" ${3:+-- "$3"} 2>&1)
+  out=$(wrk -t2 -c50 -d"${secs}s" -H "User-Agent: $ua" -s "${2:-bench/unique-ids.lua}" "http://127.0.0.1:$1/pixel.gif" ${3:+-- "$3"} 2>&1)
   local rps req non2xx
   rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
   req=$(sed -n 's/.*WRK_RESULT requests=\([0-9]*\).*/\1/p' <<<"$out")
@@ -108,8 +116,8 @@ ratio() { python3 -c "print(f'{$1/$2:.2f}')"; }
 median() { python3 -c "import statistics,sys; print(f'{statistics.median(map(float, sys.argv[1:])):.2f}')" "$@"; }
 
 log_ratios=(); off_ratios=(); bare_log_ratios=(); cpu_log=(); cpu_off=(); cpu_pp=(); cpu_bare=(); total_ok=0; total_records=0; total_dups=0; peak_rss=0
-one_ratios=(); ten_ratios=(); cpu_one=(); cpu_ten=()
-printf '%-6s %12s %12s %12s %12s %8s %8s %10s %12s %12s\n' round "nginx log" "nginx off" pixelpipe "pp no-stats" "pp/log" "pp/off" "bare/log" "beacon ev/s" "batch10 ev/s"
+one_ratios=(); ten_ratios=(); cpu_one=(); cpu_ten=(); priv_ratios=(); cpu_priv=()
+printf '%-6s %12s %12s %12s %12s %8s %8s %10s %12s %12s %10s\n' round "nginx log" "nginx off" pixelpipe "pp no-stats" "pp/log" "pp/off" "bare/log" "beacon ev/s" "batch10 ev/s" "privacy"
 for r in $(seq "$rounds"); do
   read -r ng_log_rps _ _ c < <(nginx_run "log-$r" "access_log $work/nginx-log-$r/logs/pixel.log pixel;"); cpu_log+=("$c")
   read -r ng_off_rps _ _ c < <(nginx_run "off-$r" "access_log off;"); cpu_off+=("$c")
@@ -129,7 +137,11 @@ for r in $(seq "$rounds"); do
   ten_ratios+=("$(ratio "$ten_eps" "$pp_rps")")
   total_ok=$((total_ok + ok)); total_records=$((total_records + records)); total_dups=$((total_dups + dups))
   ((rss > peak_rss)) && peak_rss=$rss
-  printf '%-6s %12s %12s %12s %12s %8s %8s %10s %12s %12s\n' "$r" "$ng_log_rps" "$ng_off_rps" "$pp_rps" "$bare_rps" "${log_ratios[-1]}" "${off_ratios[-1]}" "${bare_log_ratios[-1]}" "$one_rps" "$ten_eps"
+  read -r priv_rps ok records dups rss c < <(pp_run "priv-$r" PIXELPIPE_HTTP__FORMAT="$privacy_format" PIXELPIPE_ENRICH__GEOIP_DB="$work/city.mmdb"); cpu_priv+=("$c")
+  priv_ratios+=("$(ratio "$priv_rps" "$pp_rps")")
+  total_ok=$((total_ok + ok)); total_records=$((total_records + records)); total_dups=$((total_dups + dups))
+  ((rss > peak_rss)) && peak_rss=$rss
+  printf '%-6s %12s %12s %12s %12s %8s %8s %10s %12s %12s %10s\n' "$r" "$ng_log_rps" "$ng_off_rps" "$pp_rps" "$bare_rps" "${log_ratios[-1]}" "${off_ratios[-1]}" "${bare_log_ratios[-1]}" "$one_rps" "$ten_eps" "$priv_rps"
 done
 
 echo
@@ -142,6 +154,7 @@ echo "  nginx access_log file $(median "${cpu_log[@]}"), nginx access_log off $(
 echo "beacons (POST /e, text/plain JSON), events/s against the GIF's requests/s in the same round:"
 echo "  one event per request $(median "${one_ratios[@]}")x (median of ${one_ratios[*]}), a batch of 10 $(median "${ten_ratios[@]}")x (median of ${ten_ratios[*]})"
 echo "  server CPU per event, median µs: GIF $(median "${cpu_pp[@]}"), beacon $(median "${cpu_one[@]}"), batch of 10 $(median "${cpu_ten[@]}")"
+echo "privacy step all on (anonymised address, \$visitor, bots, UA, GeoIP) vs the plain GIF: $(median "${priv_ratios[@]}")x (median of ${priv_ratios[*]}; target >= 0.85); server CPU per hit, median µs: $(median "${cpu_priv[@]}") vs $(median "${cpu_pp[@]}")"
 echo "pixelpipe events answered, counted by wrk (all pixelpipe setups, all rounds): $total_ok"
 echo "records in Redis: $total_records ($(python3 -c "print(f'{100*$total_records/max($total_ok,1):.3f}')") % of 200s; above 100 % = hits answered after wrk stopped counting)"
 echo "duplicate records: $total_dups"
