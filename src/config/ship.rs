@@ -16,7 +16,9 @@ pub struct ShipConfig {
     /// After a batch that was not full, wait this long before the next one, so that a
     /// steady flow ships in fewer, larger transactions. Adds at most this to latency.
     /// 0 (the default): ship as soon as the shipper is idle; what arrives while a batch
-    /// is in flight goes in the next one, so batches still grow with the load.
+    /// is in flight goes in the next one, so batches still grow with the load; and once
+    /// batches hold 8 records or more (hits arrive many times per round trip), wait 1 ms
+    /// before the next, so that a busy collector ships fewer, larger batches.
     #[serde(with = "humantime_serde")]
     pub linger: Duration,
     /// `/readyz` fails while more unshipped bytes than this wait in the log.

@@ -68,6 +68,11 @@ struct State {
 /// the truth), and a rename per batch would cost more than the batch.
 const CACHE_EVERY: Duration = Duration::from_secs(1);
 
+/// With `ship.linger = 0`: a batch this large means hits arrive faster than the shipper
+/// round trips, and [`BUSY_LINGER`] is waited before the next one (see `Shipper::linger`).
+const BUSY_BATCH: usize = 8;
+const BUSY_LINGER: Duration = Duration::from_millis(1);
+
 /// What the admin endpoints read of the shipper.
 #[derive(Clone)]
 pub struct ShipperStatus {
@@ -113,15 +118,16 @@ impl<S: Sink> Shipper<S> {
     pub async fn run(mut self, drain: CancellationToken) {
         let mut pos = self.log.shipped();
         let mut last_was_full = true;
+        let mut last_len = 0;
         loop {
             if drain.is_cancelled() && pos >= self.log.end() {
                 self.cache_position(pos);
                 return;
             }
-            if !last_was_full && !drain.is_cancelled() && !self.config.linger.is_zero() {
-                // Under a steady trickle, wait a moment so that one Redis round trip
-                // carries many records instead of a few.
-                tokio::time::sleep(self.config.linger).await;
+            if !last_was_full && !drain.is_cancelled() {
+                if let Some(wait) = self.linger(last_len) {
+                    tokio::time::sleep(wait).await;
+                }
             }
             if !self.sink.is_connected() {
                 match self.connect(pos, &drain).await {
@@ -137,6 +143,7 @@ impl<S: Sink> Shipper<S> {
                     continue;
                 }
             };
+            last_len = batch.len();
             last_was_full = batch.len() >= self.config.batch_records
                 || batch.bytes() + 64 * 1024 >= self.config.batch_bytes;
             if batch.is_empty() {
@@ -220,6 +227,20 @@ impl<S: Sink> Shipper<S> {
                 pos
             }
         }
+    }
+
+    /// How long to wait before reading the next batch, after one of `last_len` records
+    /// that was not full. A configured `ship.linger` is waited as it is. Without one
+    /// (the default), a trickle — a record or a few per batch, as at a few thousand hits a
+    /// second — is shipped at once, so a hit reaches Redis within a round trip; but
+    /// batches of [`BUSY_BATCH`] records or more mean hits arrive many times per round
+    /// trip, and a pause of [`BUSY_LINGER`] then lets the next batch carry several times
+    /// more of them for the same Redis round trip and CPU.
+    fn linger(&self, last_len: usize) -> Option<Duration> {
+        if !self.config.linger.is_zero() {
+            return Some(self.config.linger);
+        }
+        (last_len >= BUSY_BATCH).then_some(BUSY_LINGER)
     }
 
     /// Reads the next batch on a blocking thread: a cold read of megabytes after an
