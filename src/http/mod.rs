@@ -284,8 +284,7 @@ impl Worker {
                     let (stream, peer) = match accepted {
                         Ok(a) => a,
                         Err(e) => {
-                            tracing::warn!(error = %e, "accept failed");
-                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            accept_failed(e).await;
                             continue;
                         }
                     };
@@ -306,9 +305,7 @@ impl Worker {
                     let (stream, peer) = match accepted {
                         Ok(a) => a,
                         Err(e) => {
-                            // Out of file descriptors, most likely: back off, do not spin.
-                            tracing::warn!(error = %e, "accept failed");
-                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            accept_failed(e).await;
                             continue;
                         }
                     };
@@ -338,4 +335,11 @@ impl Worker {
             tracing::warn!("closing connections still busy after the grace period");
         }
     }
+}
+
+/// An `accept` that failed — out of file descriptors, most likely: said (the listener
+/// keeps going), then a short pause so the loop does not spin.
+async fn accept_failed(e: std::io::Error) {
+    tracing::warn!(error = %e, "accept failed");
+    tokio::time::sleep(Duration::from_millis(50)).await;
 }
