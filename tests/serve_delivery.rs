@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
@@ -20,21 +19,6 @@ fn serve(data: &Path, redis_url: &str, addr: SocketAddr, env: &[(&str, &str)]) -
         &["--redis", redis_url, "serve", "--listen", &addr.to_string()],
         env,
     )
-}
-
-/// Every id exactly once, and nothing else.
-fn assert_exactly_once(records: &[String], expected: &[u64]) {
-    let ids = ids_of(records);
-    let mut seen = HashSet::new();
-    let dups: Vec<_> = ids.iter().filter(|id| !seen.insert(**id)).collect();
-    assert!(dups.is_empty(), "duplicated ids: {dups:?}");
-    let missing: Vec<_> = expected.iter().filter(|id| !seen.contains(id)).collect();
-    assert!(
-        missing.is_empty(),
-        "{} ids missing, e.g. {:?}",
-        missing.len(),
-        &missing[..missing.len().min(10)]
-    );
 }
 
 #[test]

@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -25,28 +24,14 @@ fn serve(data: &Path, redis_url: &str, addr: SocketAddr, env: &[(&str, &str)]) -
     )
 }
 
-/// The `id=` values of records `<msec>,id=N[&…]`, in list order.
-fn ids(records: &[String]) -> Vec<u64> {
-    records
-        .iter()
-        .filter_map(|r| r.split_once(",id=")?.1.split('&').next()?.parse().ok())
-        .collect()
-}
-
 /// Every id exactly once, and nothing else.
 fn assert_exactly_once(records: &[String], expected: &[u64]) {
-    let ids = ids(records);
-    let mut seen = HashSet::new();
-    let dups: Vec<_> = ids.iter().filter(|id| !seen.insert(**id)).collect();
-    assert!(dups.is_empty(), "duplicated ids: {dups:?}");
-    let missing: Vec<_> = expected.iter().filter(|id| !seen.contains(id)).collect();
-    assert!(
-        missing.is_empty(),
-        "{} ids missing, e.g. {:?}",
-        missing.len(),
-        &missing[..missing.len().min(10)]
+    common::assert_exactly_once(records, expected);
+    assert_eq!(
+        common::ids_of(records).len(),
+        expected.len(),
+        "nothing but the expected ids"
     );
-    assert_eq!(ids.len(), expected.len(), "nothing but the expected ids");
 }
 
 fn status(addr: SocketAddr, target: &str) -> Option<u16> {

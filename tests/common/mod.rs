@@ -443,6 +443,21 @@ pub fn hit_ids(addr: SocketAddr, ids: std::ops::Range<u64>, connections: u64) ->
 pub fn ids_of(records: &[String]) -> Vec<u64> {
     records
         .iter()
-        .filter_map(|r| r.split_once(",id=")?.1.parse().ok())
+        .filter_map(|r| r.split_once(",id=")?.1.split('&').next()?.parse().ok())
         .collect()
+}
+
+/// Every expected id exactly once (no duplicate, none missing).
+pub fn assert_exactly_once(records: &[String], expected: &[u64]) {
+    let ids = ids_of(records);
+    let mut seen = std::collections::HashSet::new();
+    let dups: Vec<_> = ids.iter().filter(|id| !seen.insert(**id)).collect();
+    assert!(dups.is_empty(), "duplicated ids: {dups:?}");
+    let missing: Vec<_> = expected.iter().filter(|id| !seen.contains(id)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} ids missing, e.g. {:?}",
+        missing.len(),
+        &missing[..missing.len().min(10)]
+    );
 }
