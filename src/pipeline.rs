@@ -16,7 +16,8 @@ use crate::log::{Log, LogError};
 use crate::ship::cluster::Layout;
 use crate::ship::position::{self, PositionFile};
 use crate::ship::redis_list::RedisList;
-use crate::ship::script::{ScriptSink, Write};
+use crate::ship::script::call::Write;
+use crate::ship::script::ScriptSink;
 use crate::ship::sink::{RefusedPolicy, Sink};
 use crate::ship::{Shipper, ShipperStatus, Tap};
 
@@ -73,11 +74,10 @@ impl Pipeline {
             id => id.to_owned(),
         };
         let position_file = PositionFile::new(dir);
-        let log = Arc::new(Log::open(
-            &dir.join("log"),
-            config.log.clone(),
-            position_file.load(),
-        )?);
+        let log = Arc::new(
+            Log::open(&dir.join("log"), config.log.clone(), position_file.load())?
+                .with_framed_values(!config.ship.fields.is_empty()),
+        );
         let drain = CancellationToken::new();
         let start = StartShipper {
             log: log.clone(),
@@ -165,9 +165,8 @@ impl StartShipper<'_> {
 }
 
 /// The seed's setup (a list on one server, one shard, no `WAIT`) keeps the list sink;
-/// anything past it ships through the script sink.
-/// `refused` applies to the list sink; the script sink holds a refused batch (retried with
-/// backoff) whatever it says.
+/// anything past it ships through the script sink. Both apply `refused` to a key of
+/// another type.
 fn sink_for(config: &Config, id: &str, refused: RefusedPolicy) -> Result<Chosen, PipelineError> {
     let ship = &config.ship;
     let timeout = ship.redis_timeout;
@@ -194,6 +193,7 @@ fn sink_for(config: &Config, id: &str, refused: RefusedPolicy) -> Result<Chosen,
                 Layout::new(ship.shards, target.is_cluster()),
                 id.to_owned(),
                 write,
+                refused,
                 ship.wait_replicas,
             )))
         }

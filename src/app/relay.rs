@@ -21,6 +21,8 @@ use crate::ship::sink::RefusedPolicy;
 pub enum RelayAppError {
     #[error("no sources: give --unix PATH, --udp HOST:PORT or --tcp HOST:PORT, or [[relay.sources]] in the configuration")]
     NoSources,
+    #[error("bad configuration: `ship.fields`: named stream fields are rendered from HTTP hits; the relay writes the record (`r`) alone")]
+    Fields,
     #[error(transparent)]
     Relay(#[from] RelayError),
     #[error("bad relay route: {0}")]
@@ -42,6 +44,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let prometheus = crate::metrics::install();
     if config.relay.sources.is_empty() {
         return Err(RelayAppError::NoSources);
+    }
+    // The relay renders no fields: its records must not go to a log expecting them.
+    if !config.ship.fields.is_empty() {
+        return Err(RelayAppError::Fields);
     }
     // First of all: SIGHUP's default action ends the process, and `logrotate` may send
     // one as soon as the files exist.

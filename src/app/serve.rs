@@ -23,6 +23,8 @@ pub enum ServeError {
     Analytics(redis::RedisError),
     #[error("bad configuration: `http.format`: {0}")]
     Format(#[from] TemplateError),
+    #[error("bad configuration: `ship.fields.{0}`: {1}")]
+    Field(String, TemplateError),
     #[error(transparent)]
     Http(#[from] HttpError),
     #[error(transparent)]
@@ -40,7 +42,9 @@ pub enum ServeError {
 /// ships what it can within the shutdown deadline.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
     // The record template first: a bad one stops `serve` before anything starts.
-    let template = template::http::compile(&config.http.format)?;
+    let template = template::http::compile(&config.http.format)?
+        .with_fields(&config.ship.fields)
+        .map_err(|(name, e)| ServeError::Field(name, e))?;
     let prometheus = crate::metrics::install();
     let (tap, shipped) = analytics::tap(&config.analytics);
     // One key, chosen by the operator: records Redis refuses are held until it is fixed.

@@ -1,5 +1,6 @@
 //! `[ship]`: the shipper that drains the local log into Redis.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -42,6 +43,9 @@ pub struct ShipConfig {
     /// Names this collector's positions in Redis; "" = the random id made once in the
     /// data folder. Each collector needs its own.
     pub instance_id: String,
+    /// Stream sink: named fields added to each entry next to `r`, name → template (the
+    /// source's own language: `$uri` for `serve`), rendered when the record is.
+    pub fields: BTreeMap<String, String>,
 }
 
 /// `ship.sink`: what a key is in Redis.
@@ -84,6 +88,33 @@ impl ShipConfig {
                 "letters, digits, `-` and `_` only",
             ));
         }
+        self.validate_fields()
+    }
+
+    /// Names are unique by construction (a table's keys); each must be a field name the
+    /// consumers can tell from the record's.
+    fn validate_fields(&self) -> Result<(), ConfigError> {
+        if !self.fields.is_empty() && self.sink != SinkKind::Stream {
+            return Err(ConfigError::invalid(
+                "ship.fields",
+                "named fields need `ship.sink = \"stream\"` (a list entry is the record alone)",
+            ));
+        }
+        for name in self.fields.keys() {
+            let why = if name.is_empty() {
+                "a field name cannot be empty"
+            } else if name == "r" {
+                "`r` is the record's own field"
+            } else if name.len() > 255 {
+                "a field name is at most 255 bytes"
+            } else {
+                continue;
+            };
+            return Err(ConfigError::invalid(
+                "ship.fields",
+                format!("`{name}`: {why}"),
+            ));
+        }
         Ok(())
     }
 }
@@ -102,6 +133,7 @@ impl Default for ShipConfig {
             shards: 1,
             wait_replicas: 0,
             instance_id: String::new(),
+            fields: BTreeMap::new(),
         }
     }
 }
@@ -131,6 +163,15 @@ mod tests {
             StreamRetention::MaxAge(Duration::from_secs(86400))
         );
         assert_eq!((c.ship.shards, c.ship.wait_replicas), (3, 1));
+        let c = load("[ship]\nsink = \"stream\"\n[ship.fields]\npath = \"$uri\"\nua = \"$http_user_agent\"\n").unwrap();
+        let fields: Vec<_> = c.ship.fields.iter().collect();
+        assert_eq!(
+            fields,
+            [
+                (&"path".into(), &"$uri".into()),
+                (&"ua".into(), &"$http_user_agent".into())
+            ]
+        );
         let c = load("[ship]\nstream_retention = { max_len = 1000 }\n").unwrap();
         assert_eq!(c.ship.stream_retention, StreamRetention::MaxLen(1000));
         let d = Config::default();
@@ -147,6 +188,22 @@ mod tests {
             ("[ship]\ninstance_id = \"a b\"\n", "ship.instance_id"),
             ("redis = \"redis+cluster://a\"\n", "redis"),
             ("[ship]\nsink = \"set\"\n", "sink"),
+            (
+                "[ship]\nsink = \"stream\"\n[ship.fields]\nr = \"$uri\"\n",
+                "`r` is the record's own field",
+            ),
+            (
+                "[ship]\nsink = \"stream\"\n[ship.fields]\n\"\" = \"$uri\"\n",
+                "cannot be empty",
+            ),
+            (
+                "[ship]\n[ship.fields]\npath = \"$uri\"\n",
+                "need `ship.sink = \"stream\"`",
+            ),
+            (
+                "[ship]\nsink = \"stream\"\n[ship.fields]\npath = \"$uri\"\npath = \"$args\"\n",
+                "path",
+            ),
         ] {
             let e = load(bad).expect_err(bad).to_string();
             assert!(e.contains(field), "{bad}: {e}");

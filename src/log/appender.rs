@@ -126,7 +126,7 @@ impl Appender {
             .pending
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        entry::encode(&mut group.buf, key, value);
+        self.encode(&mut group.buf, key, value);
         group.records += 1;
         if group.records == 1 {
             self.shared.wake.notify_one();
@@ -152,7 +152,7 @@ impl Appender {
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         for v in values {
-            entry::encode(&mut group.buf, key, v);
+            self.encode(&mut group.buf, key, v);
         }
         let first = group.records == 0;
         group.records += values.len() as u64;
@@ -160,6 +160,16 @@ impl Appender {
             self.shared.wake.notify_one();
         }
         Ok(Ticket(group.done.clone()))
+    }
+}
+
+impl Appender {
+    fn encode(&self, out: &mut Vec<u8>, key: &[u8], value: &[u8]) {
+        if self.shared.log.framed_values() {
+            entry::encode_framed(out, key, value);
+        } else {
+            entry::encode(out, key, value);
+        }
     }
 }
 

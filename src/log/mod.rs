@@ -94,6 +94,8 @@ pub struct Log {
     /// began: a shipped position between the two means the disk lost records Redis has.
     recovered_end: u64,
     opened_at: u64,
+    /// Whether appended values are framed with named fields (see [`entry`]).
+    framed: bool,
 }
 
 /// Segments and positions as the reader needs them.
@@ -178,10 +180,22 @@ impl Log {
             appended: Notify::new(),
             recovered_end,
             opened_at: base,
+            framed: false,
         };
         log.update_holes(&log.lock());
         log.update_backlog_metric();
         Ok(log)
+    }
+
+    /// Appended values come framed with their named fields (`[ship.fields]`): the
+    /// appenders mark them so in their entries. Set before the first append.
+    pub fn with_framed_values(mut self, framed: bool) -> Log {
+        self.framed = framed;
+        self
+    }
+
+    pub fn framed_values(&self) -> bool {
+        self.framed
     }
 
     pub fn dir(&self) -> &Path {

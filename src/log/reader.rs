@@ -23,6 +23,7 @@ pub struct Batch {
 struct Record {
     key: (usize, usize),
     value: (usize, usize),
+    fields: (usize, usize),
 }
 
 impl Batch {
@@ -42,6 +43,7 @@ impl Batch {
         self.records.iter().map(|r| entry::Entry {
             key: &self.data[r.key.0..r.key.1],
             value: &self.data[r.value.0..r.value.1],
+            fields: entry::Fields(&self.data[r.fields.0..r.fields.1]),
         })
     }
 }
@@ -96,11 +98,19 @@ impl Reader {
         while records.len() < max_records && at < data.len() {
             match entry::decode(&data[at..]) {
                 Decoded::Entry(e, size) => {
-                    let key = at + entry::HEADER + 2;
-                    let value = key + e.key.len();
+                    // Where each part lies in `data`: the slices were cut from it (but
+                    // for no fields, which may be a static empty slice).
+                    let span = |part: &[u8]| {
+                        if part.is_empty() {
+                            return (0, 0);
+                        }
+                        let from = part.as_ptr() as usize - data.as_ptr() as usize;
+                        (from, from + part.len())
+                    };
                     records.push(Record {
-                        key: (key, value),
-                        value: (value, at + size),
+                        key: span(e.key),
+                        value: span(e.value),
+                        fields: span(e.fields.0),
                     });
                     at += size;
                 }

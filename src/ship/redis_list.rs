@@ -11,7 +11,8 @@
 //! even when one fails (an `LPUSH` on a key holding a string answers `WRONGTYPE`), so the
 //! position `SET` applied while the records did not: they were skipped for good. The
 //! script checks the lists' types before its first write, so an error answer means
-//! nothing was applied (see `ship.lua` and the contract in [`super::sink`]).
+//! nothing was applied (see `ship.lua` and the contract in [`super::sink`]). The script
+//! and its call are the ones the script sink uses too ([`super::script::call`]).
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -19,7 +20,8 @@ use std::time::Duration;
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, RedisError, Script, Value};
 
-use super::sink::{dead_letter_key, RefusedPolicy, Shipped, Sink, SinkError};
+use super::script::call::{ShipCall, Write};
+use super::sink::{RefusedPolicy, Shipped, Sink, SinkError};
 use crate::log::Batch;
 
 fn script() -> &'static Script {
@@ -102,97 +104,16 @@ impl Sink for RedisList {
         let Some(conn) = &mut self.conn else {
             return Err(SinkError::Broken("not connected".into()));
         };
-        // Group by list, keeping each list's records in log order.
-        let mut lists: Vec<(&[u8], Vec<&[u8]>)> = Vec::new();
-        for e in batch.entries() {
-            match lists.iter_mut().find(|(k, _)| *k == e.key) {
-                Some((_, values)) => values.push(e.value),
-                None => lists.push((e.key, vec![e.value])),
-            }
-        }
+        let ship = ShipCall::new(batch, Write::List, self.policy, <[u8]>::to_vec);
         let mut call = script().prepare_invoke();
         call.key(&self.position_key);
-        for (key, _) in &lists {
-            call.key(*key);
+        for key in ship.keys() {
+            call.key(key);
         }
-        if self.policy == RefusedPolicy::DeadLetter {
-            for (key, _) in &lists {
-                call.key(dead_letter_key(key));
-            }
-        }
-        call.arg(batch.start.to_string())
-            .arg(batch.end.to_string())
-            .arg(lists.len())
-            .arg(match self.policy {
-                RefusedPolicy::Hold => "hold",
-                RefusedPolicy::DeadLetter => "dead",
-            });
-        for (_, values) in &lists {
-            call.arg(values.len());
-        }
-        for (_, values) in &lists {
-            call.arg(values.as_slice());
-        }
+        ship.args(|a| {
+            call.arg(a);
+        });
         let answer: Vec<Value> = call.invoke_async(conn).await.map_err(classify)?;
-        parse_answer(&answer, &lists)
-    }
-}
-
-fn text(v: Option<&Value>) -> Option<String> {
-    match v? {
-        Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
-        Value::SimpleString(s) => Some(s.clone()),
-        Value::Int(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
-fn parse_answer(answer: &[Value], lists: &[(&[u8], Vec<&[u8]>)]) -> Result<Shipped, SinkError> {
-    let bad = || {
-        SinkError::Broken(format!(
-            "unexpected answer from the ship script: {answer:?}"
-        ))
-    };
-    let status = text(answer.first()).ok_or_else(bad)?;
-    let position = || -> Result<u64, SinkError> {
-        text(answer.get(1))
-            .and_then(|p| p.parse().ok())
-            .ok_or_else(bad)
-    };
-    match status.as_str() {
-        "ok" => {
-            let dead_lettered = answer[2..]
-                .iter()
-                .filter_map(|v| text(Some(v)))
-                .map(|key| {
-                    let n = lists
-                        .iter()
-                        .find(|(k, _)| *k == key.as_bytes())
-                        .map_or(0, |(_, v)| v.len() as u64);
-                    (key, n)
-                })
-                .collect();
-            Ok(Shipped::Applied { dead_lettered })
-        }
-        "dup" | "ahead" => Ok(Shipped::Resume {
-            position: position()?,
-        }),
-        "refused" => {
-            let keys: Vec<String> = answer[2..]
-                .chunks(2)
-                .map(|kt| {
-                    format!(
-                        "`{}` holds a {}",
-                        text(kt.first()).unwrap_or_default(),
-                        text(kt.get(1)).unwrap_or_default()
-                    )
-                })
-                .collect();
-            Err(SinkError::Refused(format!(
-                "WRONGTYPE: {}, not a list",
-                keys.join("; ")
-            )))
-        }
-        _ => Err(bad()),
+        ship.answer(&answer)
     }
 }

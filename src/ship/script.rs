@@ -1,67 +1,25 @@
 //! The sink for everything past one list on one server: a Redis Stream, shards, a Redis
 //! Cluster, replicated acknowledgements. A batch goes to one shard (round-robin) as one
-//! Lua script that checks this collector's position in that shard, adds the records
-//! (`LPUSH`, or `XADD` per record) and moves the position — atomically, in one slot.
-//! See [`super::stream`] for why this is exactly once and [`super::cluster`] for the key
-//! layout and `WAIT`.
+//! Lua script (`ship.lua`, the list sink's too) that checks this collector's position in
+//! that shard, adds the records (`LPUSH`, or `XADD` per record) and moves the position —
+//! atomically, in one slot. Under [`RefusedPolicy::DeadLetter`] the records of a key of
+//! another type go to `{key}:dead` (same kind, same slot) in the same step, as with the
+//! list sink. See [`super::stream`] for why this is exactly once and [`super::cluster`]
+//! for the key layout and `WAIT`.
+
+pub mod call;
 
 use redis::{RedisError, Value};
 
 use super::cluster::Layout;
-use super::sink::{Shipped, Sink, SinkError};
-use crate::config::StreamRetention;
+use super::sink::{RefusedPolicy, Shipped, Sink, SinkError};
 use crate::conn::{Link, RedisConn};
 use crate::log::Batch;
+use call::{ShipCall, Write};
 
-/// What the sink writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Write {
-    /// `LPUSH` on a list, as the seed's syslog-ng did.
-    List,
-    /// `XADD` on a stream, the record in the field `r`.
-    Stream(StreamRetention),
-}
-
-/// KEYS[1]: the position key; KEYS[2..]: the keys of the batch's records.
-/// ARGV: start, end, "list"|"stream", trim kind ("", MAXLEN, MINID), trim value, then one
-/// record count per data key, then the records, grouped by key in log order.
-/// Answers `{"ok"|"dup"|"ahead", position}`, or an error when nothing was applied.
-///
-/// Positions are compared as decimal strings: Lua numbers are doubles, positions are u64.
-/// All or nothing: a script is not rolled back, so what can fail (a key of another type)
-/// is checked before the first write; Redis refuses only a script's first write for
-/// `OOM`/`READONLY`/`MISCONF`.
-const SHIP: &str = r#"
-local function le(a, b) return #a < #b or (#a == #b and a <= b) end
-local pos = redis.call('GET', KEYS[1]) or '0'
-local start, stop = ARGV[1], ARGV[2]
-if le(stop, pos) then return {'dup', pos} end
-if not le(pos, start) then return {'ahead', pos} end
-for k = 2, #KEYS do
-  local t = redis.call('TYPE', KEYS[k])['ok']
-  if t ~= ARGV[3] and t ~= 'none' then
-    return redis.error_reply('WRONGTYPE ' .. KEYS[k] .. ' holds a ' .. t .. ', not a ' .. ARGV[3])
-  end
-end
-local nkeys = #KEYS - 1
-local i = 6 + nkeys
-for k = 1, nkeys do
-  local key, n = KEYS[k + 1], tonumber(ARGV[5 + k])
-  local last = i + n - 1
-  if ARGV[3] == 'list' then
-    for j = i, last, 1000 do
-      redis.call('LPUSH', key, unpack(ARGV, j, math.min(j + 999, last)))
-    end
-  elseif ARGV[4] == '' then
-    for j = i, last do redis.call('XADD', key, '*', 'r', ARGV[j]) end
-  else
-    for j = i, last do redis.call('XADD', key, ARGV[4], '~', ARGV[5], '*', 'r', ARGV[j]) end
-  end
-  i = last + 1
-end
-redis.call('SET', KEYS[1], stop)
-return {'ok', stop}
-"#;
+/// Sent whole with each batch (`EVAL`): the cluster client routes it by its keys, and a
+/// node that lost its script cache would refuse an `EVALSHA`.
+const SHIP: &str = include_str!("ship.lua");
 
 /// How long one `WAIT` blocks before the sink asks again (and the shipper can stop).
 const WAIT_MS: u64 = 1000;
@@ -82,6 +40,7 @@ pub struct ScriptSink {
     layout: Layout,
     instance: String,
     write: Write,
+    policy: RefusedPolicy,
     wait_replicas: u32,
     next_shard: u32,
     /// Said once while replicas lag behind, once when they caught up.
@@ -94,6 +53,7 @@ impl ScriptSink {
         layout: Layout,
         instance: String,
         write: Write,
+        policy: RefusedPolicy,
         wait_replicas: u32,
     ) -> ScriptSink {
         ScriptSink {
@@ -101,6 +61,7 @@ impl ScriptSink {
             layout,
             instance,
             write,
+            policy,
             wait_replicas,
             next_shard: 0,
             said_lagging: false,
@@ -145,7 +106,19 @@ impl Sink for ScriptSink {
         let shard = self.next_shard;
         self.next_shard = (self.next_shard + 1) % self.layout.shards;
         let position_key = self.layout.position_key(&self.instance, shard);
-        let eval = self.script_call(batch, shard, &position_key);
+        let layout = self.layout;
+        let ship = ShipCall::new(batch, self.write, self.policy, |key| {
+            layout.data_key(key, shard)
+        });
+        let mut eval = redis::cmd("EVAL");
+        let keys = ship.keys();
+        eval.arg(SHIP).arg(keys.len() + 1).arg(&position_key);
+        for key in &keys {
+            eval.arg(key);
+        }
+        ship.args(|a| {
+            eval.arg(a);
+        });
         let mut pipe = redis::pipe();
         // Each reply on its own: the script's refusal is not the connection's failure.
         pipe.ignore_errors();
@@ -168,18 +141,29 @@ impl Sink for ScriptSink {
         } else {
             None
         };
-        match replies.pop() {
-            Some(Ok(v)) => match redis::from_redis_value::<(String, u64)>(v) {
-                Ok((status, _)) if status == "ok" || status == "dup" => {}
-                Ok((_, position)) => return Ok(Shipped::Resume { position }),
-                Err(e) => return Err(SinkError::Broken(e.to_string())),
-            },
+        let answer = match replies.pop() {
+            Some(Ok(Value::Array(answer))) => ship.answer(&answer)?,
+            Some(Ok(other)) => {
+                return Err(SinkError::Broken(format!(
+                    "unexpected answer from the ship script: {other:?}"
+                )))
+            }
             Some(Err(e)) => {
                 self.link.failed(&e);
                 return Err(retry(e));
             }
             None => return Err(SinkError::Broken("no reply to the batch script".into())),
-        }
+        };
+        let shipped = match answer {
+            // Found applied at exactly its end: this very batch, applied by a retry the
+            // cluster client made on its own after a lost reply. It counts as applied
+            // (the analytics get it), and its replicas are waited for all the same.
+            Shipped::Resume { position } if position == batch.end => Shipped::Applied {
+                dead_lettered: Vec::new(),
+            },
+            resume @ Shipped::Resume { .. } => return Ok(resume),
+            applied @ Shipped::Applied { .. } => applied,
+        };
         if self.wait_replicas > 0 {
             let mut acked = replica_count(wait);
             while acked < self.wait_replicas as i64 {
@@ -188,9 +172,7 @@ impl Sink for ScriptSink {
             }
             self.lagging(false, acked);
         }
-        Ok(Shipped::Applied {
-            dead_lettered: Vec::new(),
-        })
+        Ok(shipped)
     }
 }
 
@@ -225,43 +207,6 @@ impl ScriptSink {
         } else {
             tracing::info!(replicas = acked, "replicas confirm batches again");
         }
-    }
-
-    fn script_call(&self, batch: &Batch, shard: u32, position_key: &str) -> redis::Cmd {
-        // Group by key, each key's records in log order.
-        let mut groups: Vec<(&[u8], Vec<&[u8]>)> = Vec::new();
-        for e in batch.entries() {
-            match groups.iter_mut().find(|(k, _)| *k == e.key) {
-                Some((_, values)) => values.push(e.value),
-                None => groups.push((e.key, vec![e.value])),
-            }
-        }
-        let (kind, trim_kind, trim_value) = match self.write {
-            Write::List => ("list", "", String::new()),
-            Write::Stream(retention) => {
-                let (k, v) = super::stream::xadd_trim(retention);
-                ("stream", k, v)
-            }
-        };
-        let mut cmd = redis::cmd("EVAL");
-        cmd.arg(SHIP).arg(groups.len() + 1).arg(position_key);
-        for (key, _) in &groups {
-            cmd.arg(self.layout.data_key(key, shard));
-        }
-        cmd.arg(batch.start.to_string())
-            .arg(batch.end.to_string())
-            .arg(kind)
-            .arg(trim_kind)
-            .arg(trim_value);
-        for (_, values) in &groups {
-            cmd.arg(values.len());
-        }
-        for (_, values) in &groups {
-            for v in values {
-                cmd.arg(*v);
-            }
-        }
-        cmd
     }
 }
 

@@ -14,6 +14,7 @@ use std::time::SystemTime;
 
 use chrono::{DateTime, Local};
 
+use crate::log::entry::Framer;
 use crate::record;
 use crate::who::{Facts, Needs};
 
@@ -92,6 +93,9 @@ pub struct Template {
     parts: Vec<Part>,
     needs_local_time: bool,
     needs: Needs,
+    /// `[ship.fields]`: rendered with the record, framed after it (see
+    /// [`crate::log::entry`]); empty for a plain record.
+    fields: Vec<(String, Template)>,
 }
 
 pub fn compile(source: &str) -> Result<Template, TemplateError> {
@@ -177,6 +181,7 @@ pub fn compile(source: &str) -> Result<Template, TemplateError> {
         parts,
         needs_local_time,
         needs,
+        fields: Vec::new(),
     })
 }
 
@@ -213,14 +218,37 @@ fn parse_var(name: &str) -> Result<Var, TemplateError> {
 }
 
 impl Template {
-    /// The privacy-step variables this template uses.
+    /// Adds the named fields `name → template` to render with each record. Fails with
+    /// the name of the field whose template does not compile.
+    pub fn with_fields<'a>(
+        mut self,
+        fields: impl IntoIterator<Item = (&'a String, &'a String)>,
+    ) -> Result<Template, (String, TemplateError)> {
+        for (name, source) in fields {
+            let field = compile(source).map_err(|e| (name.clone(), e))?;
+            let (a, b) = (self.needs, field.needs);
+            self.needs = Needs {
+                visitor: a.visitor || b.visitor,
+                is_bot: a.is_bot || b.is_bot,
+                ua: a.ua || b.ua,
+                geo: a.geo || b.geo,
+                campaign: a.campaign || b.campaign,
+            };
+            self.fields.push((name.clone(), field));
+        }
+        Ok(self)
+    }
+
+    /// The privacy-step variables this template (and its fields) use.
     pub fn needs(&self) -> Needs {
         self.needs
     }
 
-    /// The request headers the template writes (`$http_<name>`), lower case.
+    /// The request headers the template (and its fields) write (`$http_<name>`), lower
+    /// case.
     pub fn headers(&self) -> impl Iterator<Item = &str> {
-        self.parts.iter().filter_map(|p| match p {
+        let fields = self.fields.iter().flat_map(|(_, f)| f.parts.iter());
+        self.parts.iter().chain(fields).filter_map(|p| match p {
             Part::Var {
                 var: Var::Header(h),
                 ..
@@ -229,8 +257,22 @@ impl Template {
         })
     }
 
-    /// Renders the record for `hit`, appending to `out`.
+    /// Renders the record for `hit`, appending to `out`: with fields, the record framed
+    /// with them, as the log takes it.
     pub fn render(&self, hit: &impl HitFields, out: &mut Vec<u8>) {
+        if self.fields.is_empty() {
+            return self.render_record(hit, out);
+        }
+        let mut framer = Framer::start(out);
+        self.render_record(hit, out);
+        for (name, field) in &self.fields {
+            framer.field(out, name.as_bytes());
+            field.render_record(hit, out);
+        }
+        framer.finish(out);
+    }
+
+    fn render_record(&self, hit: &impl HitFields, out: &mut Vec<u8>) {
         // Converted once per record, and only when a variable needs it.
         let local: Option<DateTime<Local>> = self.needs_local_time.then(|| hit.time().into());
         for part in &self.parts {
@@ -399,6 +441,41 @@ mod tests {
         let mut out = Vec::new();
         compile(tpl).unwrap().render(h, &mut out);
         String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn fields_are_framed_after_the_record_and_name_a_bad_template() {
+        let fields: std::collections::BTreeMap<String, String> = [
+            ("path".to_owned(), "$uri".to_owned()),
+            ("ua".to_owned(), "${http_user_agent}".to_owned()),
+        ]
+        .into();
+        let tpl = compile("$msec,$args")
+            .unwrap()
+            .with_fields(&fields)
+            .unwrap();
+        assert_eq!(tpl.headers().collect::<Vec<_>>(), ["user-agent"]);
+        let headers: [(&str, &[u8]); 1] = [("User-Agent", b"curl/8")];
+        let mut value = Vec::new();
+        tpl.render(&hit(b"/p.gif?a=1", &headers), &mut value);
+        let mut entry = Vec::new();
+        crate::log::entry::encode_framed(&mut entry, b"pixel", &value);
+        let crate::log::entry::Decoded::Entry(e, _) = crate::log::entry::decode(&entry) else {
+            panic!("not an entry")
+        };
+        assert_eq!(e.value, b"1379183721.115,a=1");
+        let got: Vec<_> = e.fields.iter().collect();
+        assert_eq!(
+            got,
+            [(&b"path"[..], &b"/p.gif"[..]), (&b"ua"[..], &b"curl/8"[..])]
+        );
+        let bad: std::collections::BTreeMap<String, String> =
+            [("ip".to_owned(), "$nope".to_owned())].into();
+        let (name, e) = compile("$msec").unwrap().with_fields(&bad).unwrap_err();
+        assert_eq!(
+            (name.as_str(), e),
+            ("ip", TemplateError::UnknownVariable("nope".into()))
+        );
     }
 
     #[test]

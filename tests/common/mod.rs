@@ -192,6 +192,26 @@ impl Redis {
             .expect("LLEN")
     }
 
+    /// The fields of every entry of a stream, oldest first (none if there is no stream).
+    pub fn stream(&self, key: &str) -> Vec<std::collections::HashMap<String, String>> {
+        let entries: Vec<(String, std::collections::HashMap<String, String>)> =
+            redis::cmd("XRANGE")
+                .arg(key)
+                .arg("-")
+                .arg("+")
+                .query(&mut self.conn())
+                .expect("XRANGE");
+        entries.into_iter().map(|(_, fields)| fields).collect()
+    }
+
+    /// The records (field `r`) of a stream, oldest first.
+    pub fn stream_records(&self, key: &str) -> Vec<String> {
+        self.stream(key)
+            .into_iter()
+            .filter_map(|mut f| f.remove("r"))
+            .collect()
+    }
+
     /// Kills the server (`kill -9`). Unless persistent, its data is gone.
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {

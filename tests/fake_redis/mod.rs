@@ -207,8 +207,9 @@ fn serve(conn: TcpStream, state: Arc<Mutex<State>>) {
     }
 }
 
-/// The ship script's semantics (see `src/ship/ship.lua`): arguments
-/// `sha numkeys position-key list… [dead-letter…] start end n policy count… value…`.
+/// The ship script's semantics for lists (see `src/ship/ship.lua`): arguments
+/// `sha numkeys position-key list… [dead-letter…] start end "list" "" "" n policy count…
+/// value…`.
 fn ship(args: &[Vec<u8>], s: &mut State) -> Vec<String> {
     let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
     let numkeys: usize = text(&args[2]).parse().unwrap();
@@ -216,18 +217,18 @@ fn ship(args: &[Vec<u8>], s: &mut State) -> Vec<String> {
     let argv = &args[3 + numkeys..];
     let start: u64 = text(&argv[0]).parse().unwrap();
     let new: u64 = text(&argv[1]).parse().unwrap();
-    let n: usize = text(&argv[2]).parse().unwrap();
+    let n: usize = text(&argv[5]).parse().unwrap();
     if s.position >= new {
         return vec!["dup".into(), s.position.to_string()];
     }
     if s.position > start {
         return vec!["ahead".into(), s.position.to_string()];
     }
-    let counts: Vec<usize> = argv[4..4 + n]
+    let counts: Vec<usize> = argv[7..7 + n]
         .iter()
         .map(|c| text(c).parse().unwrap())
         .collect();
-    let mut values = argv[4 + n..].iter();
+    let mut values = argv[7 + n..].iter();
     for (i, count) in counts.into_iter().enumerate() {
         let list = s.lists.entry(keys[1 + i].clone()).or_default();
         for _ in 0..count {
