@@ -84,6 +84,9 @@ pub struct Entry<'a> {
     pub fields: Fields<'a>,
 }
 
+/// One named field: its name and value.
+pub type Field<'a> = (&'a [u8], &'a [u8]);
+
 /// The named fields of a record, encoded as in a framed value: empty for most records.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Fields<'a>(pub &'a [u8]);
@@ -94,7 +97,7 @@ impl<'a> Fields<'a> {
     }
 
     /// `(name, value)` in the order they were written.
-    pub fn iter(&self) -> impl Iterator<Item = (&'a [u8], &'a [u8])> {
+    pub fn iter(&self) -> impl Iterator<Item = Field<'a>> {
         let mut rest = self.0;
         std::iter::from_fn(move || {
             let (field, tail) = split_field(rest)?;
@@ -109,7 +112,7 @@ impl<'a> Fields<'a> {
 }
 
 /// The first field of `buf` and what follows it; `None` at the end or on a bad frame.
-fn split_field(buf: &[u8]) -> Option<((&[u8], &[u8]), &[u8])> {
+fn split_field(buf: &[u8]) -> Option<(Field<'_>, &[u8])> {
     let (&name_len, rest) = buf.split_first()?;
     let (name, rest) = rest.split_at_checked(name_len as usize)?;
     let (value, rest) = split_len_prefixed(rest)?;
@@ -157,7 +160,7 @@ impl Framer {
     }
 
     /// Closes the last part.
-    pub fn finish(mut self, out: &mut Vec<u8>) {
+    pub fn finish(mut self, out: &mut [u8]) {
         self.close(out);
     }
 

@@ -17,10 +17,13 @@ pub enum Write {
     Stream(StreamRetention),
 }
 
+/// A record and its named fields.
+type Record<'b> = (&'b [u8], Fields<'b>);
+
 /// A batch as the script takes it: grouped by key, each key's records in log order.
 pub struct ShipCall<'b> {
     /// The key in Redis (shard included) and its records with their fields.
-    groups: Vec<(Vec<u8>, Vec<(&'b [u8], Fields<'b>)>)>,
+    groups: Vec<(Vec<u8>, Vec<Record<'b>>)>,
     start: u64,
     end: u64,
     write: Write,
@@ -35,7 +38,7 @@ impl<'b> ShipCall<'b> {
         policy: RefusedPolicy,
         data_key: impl Fn(&[u8]) -> Vec<u8>,
     ) -> ShipCall<'b> {
-        let mut groups: Vec<(&[u8], Vec<(&[u8], Fields<'_>)>)> = Vec::new();
+        let mut groups: Vec<(&[u8], Vec<Record<'_>>)> = Vec::new();
         for e in batch.entries() {
             match groups.iter_mut().find(|(k, _)| *k == e.key) {
                 Some((_, records)) => records.push((e.value, e.fields)),
