@@ -161,9 +161,8 @@ impl Appender {
         }
         Ok(Ticket(group.done.clone()))
     }
-}
 
-impl Appender {
+    /// A framed value (named fields, see [`entry`]) is marked so in its entry.
     fn encode(&self, out: &mut Vec<u8>, key: &[u8], value: &[u8]) {
         if self.shared.log.framed_values() {
             entry::encode_framed(out, key, value);

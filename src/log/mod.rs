@@ -188,7 +188,10 @@ impl Log {
     }
 
     /// Appended values come framed with their named fields (`[ship.fields]`): the
-    /// appenders mark them so in their entries. Set before the first append.
+    /// appenders mark them so in their entries. Set before the first append. Why a
+    /// property of the log rather than of each append: a source hands the appender one
+    /// rendered value per record, and the template that rendered it framed it; both
+    /// follow the same `[ship.fields]` for the life of the process.
     pub fn with_framed_values(mut self, framed: bool) -> Log {
         self.framed = framed;
         self

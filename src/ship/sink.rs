@@ -37,13 +37,14 @@ pub enum RefusedPolicy {
     /// Apply nothing: the batch waits (retried with backoff) until the key is fixed.
     /// `serve`'s: one key, chosen by its operator.
     Hold,
-    /// Move those records to `{key}:dead` in the same atomic step, ship the rest. The
+    /// Move those records to `{key}:dead` (a list's to a list, a stream's to a stream)
+    /// in the same atomic step, ship the rest. The
     /// relay's: its keys come from its senders, and one bad key must not hold up all the
     /// others. `pixelpipe tail --key {key}:dead` reads them back.
     DeadLetter,
 }
 
-/// The dead-letter list of a list.
+/// The dead-letter key of a key (a shard's stays in the shard's slot: `k:{0}:dead`).
 pub fn dead_letter_key(key: &[u8]) -> Vec<u8> {
     let mut k = key.to_vec();
     k.extend_from_slice(b":dead");

@@ -1,5 +1,6 @@
 //! The Redis Stream sink (`ship.sink = "stream"`): each record is one `XADD` entry with
-//! the record in the field `r`, trimmed by `ship.stream_retention` (`MAXLEN ~ N`, or
+//! the record in the field `r`, then its named fields (`[ship.fields]`, rendered at the
+//! hit and kept with the record in the local log, see [`crate::log::entry`]), trimmed by `ship.stream_retention` (`MAXLEN ~ N`, or
 //! `MINID ~` of entries older than an age). Consumers read it with consumer groups
 //! (`pixelpipe tail --stream --group G`), so several of them share the work and each
 //! entry is acknowledged (`XACK`) once handled.
