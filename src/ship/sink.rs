@@ -91,3 +91,22 @@ pub trait Sink: Send {
         batch: &Batch,
     ) -> impl std::future::Future<Output = Result<Shipped, SinkError>> + Send;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ship::cluster::Layout;
+    use redis::cluster_routing::Slot;
+
+    #[test]
+    fn a_shards_dead_letter_key_is_in_the_shards_slot() {
+        let layout = Layout::new(3, true);
+        let dead = dead_letter_key(&layout.data_key(b"bad", 1));
+        assert_eq!(dead, b"bad:{1}:dead");
+        // One slot with the shard and its position: one script can write all three.
+        assert_eq!(
+            Slot::for_key(&dead),
+            Slot::for_key(layout.position_key("abc", 1))
+        );
+    }
+}
