@@ -75,6 +75,7 @@ fn four_collectors_one_key(env: &[(&str, &str)], stop: Stop, records: fn(&Redis)
         Duration::from_secs(15),
         || records(&redis).len() > 1000,
     );
+    assert!(!loads[0].is_finished(), "its load still running: mid-load");
     let first = &mut collectors[0];
     match stop {
         Stop::Kill => first.process.kill9(),
