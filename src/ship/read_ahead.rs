@@ -18,7 +18,10 @@ type Read = (Reader, Result<Batch, LogError>);
 enum Slot {
     Idle(Reader),
     /// A read from `pos` running on a blocking thread; it hands the reader back.
-    Reading { pos: u64, task: JoinHandle<Read> },
+    Reading {
+        pos: u64,
+        task: JoinHandle<Read>,
+    },
 }
 
 pub struct ReadAhead {
