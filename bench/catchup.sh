@@ -22,6 +22,10 @@
 # Redis — and the hits served per second before the outage and during the drain; in case
 # 2 also the answer latency p50/p99 before the outage and during the drain.
 #
+# CATCHUP_NICE=N: what a drain that yields to serving would give: pixelpipe's main
+# thread (the shipper, the live analytics, the admin listener; the HTTP workers keep
+# their priority) and Redis run at nice N.
+#
 # Needs: wrk, redis-server, redis-cli, redis-benchmark, python3, rustc.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,12 +54,15 @@ run() {
     redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no --dir "$dir" --dbfilename dump.rdb >>"$dir/redis.log" 2>&1 &
     redis_pid=$!; pids+=($redis_pid)
     until [ "$(redis-cli -p "$rport" PING 2>/dev/null)" = PONG ]; do sleep 0.01; done
+    [ -z "${CATCHUP_NICE:-}" ] || renice -n "$CATCHUP_NICE" -p "$redis_pid" >/dev/null
   }
   redis_up
   RUST_LOG=warn "$bin" --redis "redis://127.0.0.1:$rport" --data-dir "$dir/data" --admin-listen "127.0.0.1:$aport" \
     serve --listen "127.0.0.1:$pport" 2>"$dir/serve.log" &
   local pp=$!; pids+=($pp)
   wait_port "$pport"; wait_port "$aport"
+  # The main thread's id is the process's; threads it starts later inherit its nice.
+  [ -z "${CATCHUP_NICE:-}" ] || renice -n "$CATCHUP_NICE" -p "$pp" >/dev/null
   python3 bench/catchup/sample.py "$aport" >"$dir/samples" &
   local sampler=$!; pids+=($sampler)
   local load_pid answers=""
