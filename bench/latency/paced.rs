@@ -1,13 +1,15 @@
 //! A tiny open-loop HTTP load generator and line stamper for bench/latency.sh (std only,
 //! built with `rustc -O`; wrk cannot pace).
 //!
-//!   paced load ADDR RATE SECS CONNS TAG
+//!   paced load ADDR RATE SECS CONNS TAG [ANSWERS]
 //!       Sends `GET /pixel.gif?r=TAG&i=N&t=MICROS` at a fixed RATE (requests/s) for SECS,
 //!       whether or not earlier answers came back (open loop): a pacer thread schedules
 //!       request N at start + N/RATE and the first idle one of CONNS keep-alive connections
 //!       sends it. t= is the wall clock (µs since the epoch) when the request is written.
 //!       Prints one summary line: sent, 200s, errors, requests sent more than 1 ms after
 //!       their slot (the client fell behind), and the answer latency p50/p99/p99.9 in µs.
+//!       With ANSWERS, also writes there one line per answered request, `SENT_US
+//!       LATENCY_US` (wall clock when sent, µs), for per-phase figures (bench/catchup.sh).
 //!   paced stamp
 //!       Copies stdin to stdout, each line prefixed with the wall clock (µs) at which it
 //!       was read: what `pixelpipe tail` printed, and when.
@@ -28,16 +30,17 @@ fn now_us() -> u128 {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
-        Some("load") if args.len() == 7 => load(
+        Some("load") if args.len() == 7 || args.len() == 8 => load(
             &args[2],
             args[3].parse().expect("RATE"),
             args[4].parse().expect("SECS"),
             args[5].parse().expect("CONNS"),
             &args[6],
+            args.get(7).map(String::as_str),
         ),
         Some("stamp") => stamp(),
         _ => {
-            eprintln!("usage: paced load ADDR RATE SECS CONNS TAG | paced stamp");
+            eprintln!("usage: paced load ADDR RATE SECS CONNS TAG [ANSWERS] | paced stamp");
             std::process::exit(2);
         }
     }
@@ -69,9 +72,11 @@ struct Tally {
     errors: u64,
     late: u64,
     latencies_us: Vec<u32>,
+    /// Wall clock (µs) at which each answered request was sent, in `latencies_us`' order.
+    sent_us: Vec<u64>,
 }
 
-fn load(addr: &str, rate: f64, secs: f64, conns: usize, tag: &str) {
+fn load(addr: &str, rate: f64, secs: f64, conns: usize, tag: &str, answers: Option<&str>) {
     let total = (rate * secs) as u64;
     let (tx, rx) = mpsc::channel::<Instant>();
     let rx = Arc::new(Mutex::new(rx));
@@ -101,6 +106,7 @@ fn load(addr: &str, rate: f64, secs: f64, conns: usize, tag: &str) {
         errors: 0,
         late: 0,
         latencies_us: Vec::new(),
+        sent_us: Vec::new(),
     };
     for w in workers {
         let t = w.join().unwrap();
@@ -108,6 +114,14 @@ fn load(addr: &str, rate: f64, secs: f64, conns: usize, tag: &str) {
         all.errors += t.errors;
         all.late += t.late;
         all.latencies_us.extend(t.latencies_us);
+        all.sent_us.extend(t.sent_us);
+    }
+    if let Some(path) = answers {
+        let mut out = BufWriter::new(std::fs::File::create(path).expect("ANSWERS file"));
+        for (sent, latency) in all.sent_us.iter().zip(&all.latencies_us) {
+            writeln!(out, "{sent} {latency}").unwrap();
+        }
+        out.flush().unwrap();
     }
     all.latencies_us.sort_unstable();
     let q = |p: f64| {
@@ -139,6 +153,7 @@ fn worker(
         errors: 0,
         late: 0,
         latencies_us: Vec::new(),
+        sent_us: Vec::new(),
     };
     let mut conn: Option<TcpStream> = None;
     let mut req = Vec::with_capacity(256);
@@ -167,10 +182,10 @@ fn worker(
             t.late += 1;
         }
         req.clear();
+        let sent_us = now_us();
         write!(
             req,
-            "GET /pixel.gif?r={tag}&i={id}&t={} HTTP/1.1\r\nHost: bench\r\n\r\n",
-            now_us()
+            "GET /pixel.gif?r={tag}&i={id}&t={sent_us} HTTP/1.1\r\nHost: bench\r\n\r\n"
         )
         .unwrap();
         match s.write_all(&req).and_then(|()| read_answer(s, &mut buf)) {
@@ -178,6 +193,7 @@ fn worker(
                 t.ok += 1;
                 t.latencies_us
                     .push(sent.elapsed().as_micros().min(u32::MAX as u128) as u32);
+                t.sent_us.push(sent_us as u64);
             }
             Ok(_) => t.errors += 1,
             Err(_) => {

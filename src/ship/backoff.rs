@@ -20,9 +20,17 @@ impl Backoff {
         }
     }
 
-    /// The shipper's: 50 ms doubling up to 5 s.
+    /// The shipper's while Redis refuses batches: 50 ms doubling up to 5 s.
     pub fn shipper() -> Backoff {
         Backoff::new(Duration::from_millis(50), Duration::from_secs(5))
+    }
+
+    /// The shipper's while Redis is unreachable: 50 ms doubling up to 1 s. A refused
+    /// batch is work Redis does again on every try; a failed connection costs it nothing.
+    /// And after an outage, every second the shipper still waits once Redis is back is
+    /// backlog that grows and records that reach Redis late (at 5 s, a mean of ~3.7 s).
+    pub fn reconnect() -> Backoff {
+        Backoff::new(Duration::from_millis(50), Duration::from_secs(1))
     }
 
     /// The wait before the next try: the current step with "equal jitter" (between half

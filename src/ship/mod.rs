@@ -5,6 +5,7 @@
 pub mod backoff;
 pub mod cluster;
 pub mod position;
+pub mod read_ahead;
 pub mod redis_list;
 pub mod script;
 pub mod sink;
@@ -17,11 +18,12 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ShipConfig;
-use crate::log::{Batch, Log, LogError, Reader};
+use crate::log::{Batch, Log, Reader};
 use crate::metrics::metrics;
 use crate::state_log::StateLog;
 use backoff::Backoff;
 use position::PositionFile;
+use read_ahead::ReadAhead;
 use sink::{Shipped, Sink, SinkError};
 
 /// Shipped batches, for whoever wants to see them after Redis has them (the analytics).
@@ -29,8 +31,7 @@ pub type Tap = mpsc::Sender<Arc<Batch>>;
 
 pub struct Shipper<S: Sink> {
     log: Arc<Log>,
-    /// Taken while a read runs on a blocking thread.
-    reader: Option<Reader>,
+    reads: ReadAhead,
     sink: S,
     position_file: PositionFile,
     config: ShipConfig,
@@ -41,7 +42,10 @@ pub struct Shipper<S: Sink> {
     /// When the position cache file was last written.
     cached_at: Instant,
     state: State,
+    /// While Redis refuses batches.
     backoff: Backoff,
+    /// While Redis is unreachable.
+    reconnect: Backoff,
     /// Lists already reported as dead-lettering.
     dead_said: std::collections::HashSet<String>,
 }
@@ -90,7 +94,11 @@ impl<S: Sink> Shipper<S> {
     ) -> (Shipper<S>, ShipperStatus) {
         let (up, redis_up) = watch::channel(false);
         let shipper = Shipper {
-            reader: Some(Reader::new(log.clone())),
+            reads: ReadAhead::new(
+                Reader::new(log.clone()),
+                config.batch_records,
+                config.batch_bytes,
+            ),
             log,
             sink,
             position_file,
@@ -105,6 +113,7 @@ impl<S: Sink> Shipper<S> {
                 since: Instant::now(),
             },
             backoff: Backoff::shipper(),
+            reconnect: Backoff::reconnect(),
             dead_said: Default::default(),
         };
         (shipper, ShipperStatus { redis_up })
@@ -135,7 +144,7 @@ impl<S: Sink> Shipper<S> {
                     None => continue,
                 }
             }
-            let batch = match self.read(pos).await {
+            let batch = match self.reads.read(pos).await {
                 Ok(b) => b,
                 Err(e) => {
                     tracing::error!(error = %e, "reading the local log failed; retrying");
@@ -159,6 +168,10 @@ impl<S: Sink> Shipper<S> {
                     _ = drain.cancelled() => {}
                 }
                 continue;
+            }
+            if last_was_full {
+                // A backlog: the next batch is read while this one is in flight.
+                self.reads.start(batch.end);
             }
             pos = self.ship(pos, batch, &drain).await;
         }
@@ -243,30 +256,15 @@ impl<S: Sink> Shipper<S> {
         (last_len >= BUSY_BATCH).then_some(BUSY_LINGER)
     }
 
-    /// Reads the next batch on a blocking thread: a cold read of megabytes after an
-    /// outage must not stall the runtime the admin listener and dashboard share.
-    async fn read(&mut self, pos: u64) -> Result<Batch, LogError> {
-        let mut reader = self
-            .reader
-            .take()
-            .expect("the reader is back after each read");
-        let (max_records, max_bytes) = (self.config.batch_records, self.config.batch_bytes);
-        let (reader, result) = tokio::task::spawn_blocking(move || {
-            let result = reader.read(pos, max_records, max_bytes);
-            (reader, result)
-        })
-        .await
-        .expect("reading the log does not panic");
-        self.reader = Some(reader);
-        result
-    }
-
     /// A failed try: counted, said once per change of state, then the backoff.
     async fn failed(&mut self, health: Health, error: &SinkError, drain: &CancellationToken) {
         metrics().redis_errors.increment(1);
+        let wait = match health {
+            Health::Unreachable => self.reconnect.next_wait(),
+            Health::Up | Health::Refused(_) => self.backoff.next_wait(),
+        };
         self.change_with(health, Some(error));
         self.state.failures += 1;
-        let wait = self.backoff.next_wait();
         sleep_or_drain(wait, drain).await;
     }
 
@@ -287,6 +285,7 @@ impl<S: Sink> Shipper<S> {
         match &health {
             Health::Up => {
                 self.backoff.reset();
+                self.reconnect.reset();
                 if old.is_some() {
                     tracing::info!(redis = %self.redis_display, failed_tries = failures, after = ?took, backlog_bytes = self.log.backlog(), "Redis takes batches again; shipping the backlog");
                 }
@@ -468,15 +467,10 @@ mod tests {
         calls.ships.windows(2).map(|w| w[1] - w[0]).collect()
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn refusals_back_off_exponentially_on_the_same_connection() {
-        let refused = || Err(SinkError::Refused("OOM command not allowed".into()));
-        let calls = ship_through((0..9).map(|_| refused()).collect()).await;
-        assert_eq!(calls.connects, 1, "a refusal is not a broken connection");
-        assert_eq!(calls.ships.len(), 10);
-        // 50 ms doubling to the 5 s cap, each wait between half and all of its step.
-        let steps = [50, 100, 200, 400, 800, 1600, 3200, 5000, 5000];
-        for (gap, step) in gaps(&calls).iter().zip(steps) {
+    /// Each gap between half and all of its step (and the time a try takes).
+    fn assert_backoff(calls: &Calls, steps_ms: &[u64]) {
+        assert_eq!(gaps(calls).len(), steps_ms.len());
+        for (gap, &step) in gaps(calls).iter().zip(steps_ms) {
             let step = Duration::from_millis(step);
             assert!(
                 *gap >= step / 2 && *gap <= step + Duration::from_millis(20),
@@ -486,11 +480,21 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_broken_connection_reconnects_with_backoff() {
+    async fn refusals_back_off_exponentially_on_the_same_connection() {
+        let refused = || Err(SinkError::Refused("OOM command not allowed".into()));
+        let calls = ship_through((0..9).map(|_| refused()).collect()).await;
+        assert_eq!(calls.connects, 1, "a refusal is not a broken connection");
+        // 50 ms doubling to the 5 s cap.
+        assert_backoff(&calls, &[50, 100, 200, 400, 800, 1600, 3200, 5000, 5000]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_broken_connection_reconnects_with_a_shorter_backoff() {
         let broken = || Err(SinkError::Broken("connection reset".into()));
-        let calls = ship_through((0..4).map(|_| broken()).collect()).await;
-        assert_eq!(calls.connects, 5, "one reconnect per broken try");
-        assert!(gaps(&calls)[3] >= Duration::from_millis(200));
+        let calls = ship_through((0..8).map(|_| broken()).collect()).await;
+        assert_eq!(calls.connects, 9, "one reconnect per broken try");
+        // 50 ms doubling to the 1 s cap.
+        assert_backoff(&calls, &[50, 100, 200, 400, 800, 1000, 1000, 1000]);
     }
 
     #[tokio::test(start_paused = true)]

@@ -1,0 +1,86 @@
+//! The shipper's reads of the local log, on a blocking thread (a cold read of megabytes
+//! after an outage must not stall the runtime the admin listener and dashboard share),
+//! one batch ahead while catching up.
+//!
+//! Why ahead: draining a backlog is a loop of read → ship → wait for Redis's answer.
+//! Reading the next batch while the current one is in flight takes the read off that
+//! loop's critical path. It does not touch exactly-once: Redis still sees one batch at a
+//! time, and a batch read ahead is used only if it starts where the shipper's position
+//! is when it asks (after the batch in flight was acknowledged); after a failure, a
+//! resume or a drop it is thrown away and read again.
+
+use tokio::task::JoinHandle;
+
+use crate::log::{Batch, LogError, Reader};
+
+type Read = (Reader, Result<Batch, LogError>);
+
+enum Slot {
+    Idle(Reader),
+    /// A read from `pos` running on a blocking thread; it hands the reader back.
+    Reading {
+        pos: u64,
+        task: JoinHandle<Read>,
+    },
+}
+
+pub struct ReadAhead {
+    /// `None` only while a read is being awaited.
+    slot: Option<Slot>,
+    max_records: usize,
+    max_bytes: usize,
+}
+
+impl ReadAhead {
+    pub fn new(reader: Reader, max_records: usize, max_bytes: usize) -> ReadAhead {
+        ReadAhead {
+            slot: Some(Slot::Idle(reader)),
+            max_records,
+            max_bytes,
+        }
+    }
+
+    /// The next batch at or after `pos`: the one read ahead if it started there and found
+    /// records, else a new read.
+    pub async fn read(&mut self, pos: u64) -> Result<Batch, LogError> {
+        let (reader, ahead) = match self.slot.take().expect("a slot between reads") {
+            Slot::Idle(reader) => (reader, None),
+            Slot::Reading { pos: from, task } => {
+                let (reader, result) = task.await.expect("reading the log does not panic");
+                (reader, Some((from, result)))
+            }
+        };
+        if let Some((from, Ok(batch))) = ahead {
+            // An empty read ahead may be stale: records may have come since.
+            if from == pos && !batch.is_empty() {
+                self.slot = Some(Slot::Idle(reader));
+                return Ok(batch);
+            }
+        }
+        let (reader, result) = self
+            .spawn(reader, pos)
+            .await
+            .expect("reading the log does not panic");
+        self.slot = Some(Slot::Idle(reader));
+        result
+    }
+
+    /// Starts reading the batch at `pos` in the background, for the next [`Self::read`].
+    pub fn start(&mut self, pos: u64) {
+        self.slot = match self.slot.take().expect("a slot between reads") {
+            Slot::Idle(reader) => Some(Slot::Reading {
+                pos,
+                task: self.spawn(reader, pos),
+            }),
+            reading => Some(reading),
+        };
+    }
+
+    fn spawn(&self, mut reader: Reader, pos: u64) -> JoinHandle<Read> {
+        let (max_records, max_bytes) = (self.max_records, self.max_bytes);
+        tokio::task::spawn_blocking(move || {
+            let result = reader.read(pos, max_records, max_bytes);
+            (reader, result)
+        })
+    }
+}
