@@ -306,11 +306,11 @@ impl<S: Sink> Shipper<S> {
         self.set_up(health == Health::Up);
     }
 
-    /// Said once per list (per process): records of a list that cannot take them moved
-    /// to its dead-letter list.
+    /// Said once per key (per process): records of a key that cannot take them moved to
+    /// its dead-letter key.
     fn dead_lettered(&mut self, key: &str, records: u64) {
         if self.dead_said.insert(key.to_owned()) {
-            tracing::error!(key, records, dead_letter = %format!("{key}:dead"), "a list cannot take its records (it holds another type); they go to its dead-letter list (read them with `pixelpipe tail --key {key}:dead`)");
+            tracing::error!(key, records, dead_letter = %format!("{key}:dead"), "a key cannot take its records (it holds another type); they go to its dead-letter key, of the sink's kind (`pixelpipe tail --key {key}:dead` reads a list; `redis-cli XRANGE {key}:dead - +` a stream)");
         }
     }
 
