@@ -39,3 +39,24 @@ impl IdleTimer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn expires_one_idle_period_after_the_last_read() {
+        let idle = Duration::from_secs(10);
+        let mut timer = IdleTimer::new(idle);
+        tokio::time::advance(Duration::from_secs(6)).await;
+        timer.read();
+        let last_read = Instant::now();
+        // The first timer fires 10 s after the start, finds a read since, and moves on.
+        timer.expired().await;
+        let waited = last_read.elapsed();
+        assert!(
+            waited >= idle && waited <= idle + Duration::from_millis(1),
+            "{waited:?}"
+        );
+    }
+}
