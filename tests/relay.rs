@@ -338,6 +338,27 @@ fn kill9_with_redis_down_loses_nothing() {
     assert_eq!(redis.list_oldest_first("pixel"), expected);
 }
 
+/// A busy connection (many messages per read) is paused briefly when it has nothing more
+/// to read: the message that comes after the pause is still read, in order, and the
+/// connection stays the same.
+#[test]
+fn a_message_after_a_burst_is_read() {
+    let redis = Redis::start();
+    let relay = Relay::start(&redis, &[]);
+    let mut tcp = TcpStream::connect(relay.tcp_addr()).unwrap();
+    let burst: String = (0..200)
+        .map(|i| format!("<158>Nov 27 20:23:37 pixel: 1379183721.{i:03},n={i}\n"))
+        .collect();
+    tcp.write_all(burst.as_bytes()).unwrap();
+    wait_for_list(&redis, "pixel", 200);
+    writeln!(tcp, "<158>Nov 27 20:23:38 pixel: after").unwrap();
+    wait_for_list(&redis, "pixel", 201);
+    let got = redis.list_oldest_first("pixel");
+    assert_eq!(got[0], "1379183721.000,n=0");
+    assert_eq!(got[199], "1379183721.199,n=199");
+    assert_eq!(got[200], "after");
+}
+
 /// Routes from the configuration file: filters on facility, severity and program with
 /// `not`, templates with several macros, `final`.
 #[test]

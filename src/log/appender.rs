@@ -89,6 +89,14 @@ struct Shared {
     wake: Arc<Notify>,
 }
 
+impl Drop for Shared {
+    /// The last appender is gone: wake the flusher, which then finds nothing to upgrade
+    /// and ends (a timer to notice it instead would cost a driver wake-up per group).
+    fn drop(&mut self) {
+        self.wake.notify_one();
+    }
+}
+
 /// Appends records to the log, group-committed. Clone it freely within a worker; make
 /// one per runtime, since its flusher runs on the runtime that created it.
 #[derive(Clone)]
@@ -180,7 +188,7 @@ async fn flush_loop(shared: Weak<Shared>, wake: Arc<Notify>) {
         notified.as_mut().enable();
         {
             // Holding the shared state only while flushing lets the appender's owners
-            // drop it; the flusher then ends at its next wake-up.
+            // drop it; its `Drop` wakes the flusher, which then ends.
             let Some(s) = shared.upgrade() else { return };
             let has_records = s.pending.lock().map(|g| g.records > 0).unwrap_or(true);
             if has_records {
@@ -200,10 +208,7 @@ async fn flush_loop(shared: Weak<Shared>, wake: Arc<Notify>) {
                 continue;
             }
         }
-        tokio::select! {
-            _ = &mut notified => {}
-            _ = tokio::time::sleep(std::time::Duration::from_millis(500)) => {}
-        }
+        notified.await;
     }
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Local};
 
-use super::key::KeyRejection;
+use super::key::{KeyRejection, LastAccepted};
 use super::metrics::SourceMetrics;
 use super::received::Received;
 use super::route::{Destination, Route, Router};
@@ -24,6 +24,7 @@ pub struct Ingest {
     /// Reused render buffers: no allocation per message once warm.
     key: Vec<u8>,
     value: Vec<u8>,
+    accepted_key: LastAccepted,
     /// Pending lines per route (empty for Redis routes).
     file_lines: Vec<Vec<u8>>,
     /// The receive time of the current batch (cheaper than a clock read per message).
@@ -85,6 +86,7 @@ impl Ingest {
             expect_host,
             key: Vec::with_capacity(256),
             value: Vec::with_capacity(4096),
+            accepted_key: LastAccepted::default(),
             file_lines: vec![Vec::new(); routes],
             now: Local::now(),
             tally: Tally::default(),
@@ -120,6 +122,7 @@ impl Ingest {
         };
         let mut ticket = None;
         let (key, value, file_lines) = (&mut self.key, &mut self.value, &mut self.file_lines);
+        let accepted_key = &mut self.accepted_key;
         let appender = &self.appender;
         let router = &self.router;
         let matched = router.each_match(&message, |i, route| match &route.destination {
@@ -131,7 +134,7 @@ impl Ingest {
                 key.clear();
                 k.render(&record, key);
                 if *guarded {
-                    if let Err(why) = router.keys.check(key) {
+                    if let Err(why) = router.keys.check_remembered(key, accepted_key) {
                         // Not a key this sender may write to: the file route takes it.
                         count_refused(m, why);
                         if let Some(f) = router.refused_key_route {

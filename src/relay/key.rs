@@ -61,6 +61,29 @@ impl KeyGuard {
     }
 }
 
+/// The last key a source's guard accepted: a sender mostly pushes to one key, and
+/// comparing it costs less than matching the pattern again for every message.
+#[derive(Debug, Default)]
+pub struct LastAccepted(Vec<u8>);
+
+impl KeyGuard {
+    /// [`KeyGuard::check`], skipped when `key` is the one `last` accepted.
+    pub fn check_remembered(
+        &self,
+        key: &[u8],
+        last: &mut LastAccepted,
+    ) -> Result<(), KeyRejection> {
+        // `last` starts empty, and the empty key is never accepted.
+        if !key.is_empty() && last.0 == key {
+            return Ok(());
+        }
+        self.check(key)?;
+        last.0.clear();
+        last.0.extend_from_slice(key);
+        Ok(())
+    }
+}
+
 /// pixelpipe's own keys: everything under `pixelpipe:` (shipped positions, the default
 /// analytics prefix), the analytics prefix in use, and the lists `tail` derives from a
 /// list's name (`{key}:processing:{consumer}`, `{key}:dead`).
@@ -117,5 +140,24 @@ mod tests {
         }
         assert_eq!(g.check(b"pixel:events"), Ok(()));
         assert_eq!(g.check(b""), Err(KeyRejection::Empty));
+    }
+
+    #[test]
+    fn a_remembered_key_is_only_the_last_accepted_one() {
+        let g = guard(DEFAULT_KEY_PATTERN);
+        let mut last = LastAccepted::default();
+        assert_eq!(g.check_remembered(b"", &mut last), Err(KeyRejection::Empty));
+        assert_eq!(g.check_remembered(b"pixel", &mut last), Ok(()));
+        assert_eq!(g.check_remembered(b"pixel", &mut last), Ok(()));
+        assert_eq!(
+            g.check_remembered(b"pixel:dead", &mut last),
+            Err(KeyRejection::Reserved)
+        );
+        assert_eq!(g.check_remembered(b"pixe", &mut last), Ok(()));
+        assert_eq!(g.check_remembered(b"", &mut last), Err(KeyRejection::Empty));
+        assert_eq!(
+            g.check_remembered(b"pix el", &mut last),
+            Err(KeyRejection::Pattern)
+        );
     }
 }

@@ -14,6 +14,7 @@
 
 mod datagram;
 pub mod file;
+mod idle;
 pub mod ingest;
 pub mod key;
 pub mod metrics;

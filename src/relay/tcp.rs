@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
+use futures_util::FutureExt;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -16,6 +17,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::idle::IdleTimer;
 use super::ingest::Ingest;
 use super::SourceError;
 use crate::config::relay::TcpSource;
@@ -24,6 +26,13 @@ use crate::syslog::framing::{Decoder, Step};
 
 /// Bytes asked of the socket per read.
 const READ_SIZE: usize = 128 * 1024;
+/// A read that brought this many messages or more means the sender writes many times per
+/// wake-up of this thread (as a busy nginx does, a short line per request). When the
+/// socket then has nothing more yet, [`BUSY_PAUSE`] is waited before the next read,
+/// which then brings many times more messages for the same wake-up, read, log write and
+/// TCP ack. After a single message, a trickle, the next one is read as soon as it comes.
+const BUSY_READ: usize = 2;
+const BUSY_PAUSE: Duration = Duration::from_millis(1);
 /// A TLS client that has not finished its handshake by then is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -167,6 +176,8 @@ async fn connection(
     let mut buf = BytesMut::with_capacity(READ_SIZE);
     let mut tickets: Vec<Ticket> = Vec::new();
     let log = ingest.appender().log().clone();
+    let mut idle = IdleTimer::new(limits.idle);
+    let mut busy = false;
     loop {
         // Backpressure instead of loss: while the local log is full, stop reading.
         while log.check_room(READ_SIZE * 2).is_err() {
@@ -176,17 +187,31 @@ async fn connection(
             }
         }
         buf.reserve(READ_SIZE);
-        let read = tokio::select! {
-            r = tokio::time::timeout(limits.idle, stream.read_buf(&mut buf)) => match r {
-                Ok(r) => r,
-                Err(_idle) => {
-                    ingest.metrics.idle_closed.increment(1);
-                    tracing::debug!(%peer, "closing an idle TCP connection");
-                    return;
-                }
-            },
-            _ = stop.cancelled() => return,
+        // After a busy read, what is there already is read at once (a sender faster than
+        // this thread is never held up); only when nothing is does the pause come first.
+        let ready = if busy {
+            stream.read_buf(&mut buf).now_or_never()
+        } else {
+            None
         };
+        let read = match ready {
+            Some(r) => r,
+            None => {
+                if busy {
+                    tokio::time::sleep(BUSY_PAUSE).await;
+                }
+                tokio::select! {
+                    r = stream.read_buf(&mut buf) => r,
+                    () = idle.expired() => {
+                        ingest.metrics.idle_closed.increment(1);
+                        tracing::debug!(%peer, "closing an idle TCP connection");
+                        return;
+                    }
+                    _ = stop.cancelled() => return,
+                }
+            }
+        };
+        idle.read();
         let eof = match read {
             Ok(0) => true,
             Ok(_) => false,
@@ -198,18 +223,21 @@ async fn connection(
         ingest.begin_batch();
         let mut consumed = 0;
         let mut close = eof;
+        let mut messages = 0;
         loop {
             match decoder.next(&buf[consumed..], eof) {
                 Ok(Step::Message { range, consumed: n }) => {
                     let msg = &buf[consumed + range.start..consumed + range.end];
                     tickets.extend(ingest.message(msg, Some(ip)));
                     consumed += n;
+                    messages += 1;
                 }
                 Ok(Step::Truncated { range, consumed: n }) => {
                     ingest.metrics.truncated.increment(1);
                     let msg = &buf[consumed + range.start..consumed + range.end];
                     tickets.extend(ingest.message(msg, Some(ip)));
                     consumed += n;
+                    messages += 1;
                 }
                 Ok(Step::Skip { consumed: n }) => consumed += n,
                 Ok(Step::NeedMore) => break,
@@ -235,5 +263,6 @@ async fn connection(
         if close {
             return;
         }
+        busy = messages >= BUSY_READ;
     }
 }

@@ -20,6 +20,8 @@
 //! A message that cannot be parsed (a bad PRI, a broken RFC 5424 header) goes through
 //! with an empty program and its text as the message, flagged `malformed`.
 
+use std::cell::Cell;
+
 use chrono::{
     DateTime, Datelike, FixedOffset, Local, NaiveDate, NaiveDateTime, NaiveTime, TimeZone as _,
     Timelike,
@@ -370,7 +372,6 @@ fn iso_date(c: &mut Cur<'_>, strict: bool) -> Option<DateTime<FixedOffset>> {
     let time = clock(&mut d)?;
     let nanos = fraction(&mut d);
     let date = NaiveDate::from_ymd_opt(year as i32, month, day)?;
-    let naive = NaiveDateTime::new(date, time.with_nanosecond(nanos)?);
     let offset = match d.0.first() {
         Some(b'Z') => {
             d.0 = &d.0[1..];
@@ -393,12 +394,62 @@ fn iso_date(c: &mut Cur<'_>, strict: bool) -> Option<DateTime<FixedOffset>> {
     *c = d;
     match offset {
         Some(secs) => FixedOffset::east_opt(secs)?
-            .from_local_datetime(&naive)
+            .from_local_datetime(&NaiveDateTime::new(date, time.with_nanosecond(nanos)?))
             .single(),
-        None => naive
+        None => LocalDate {
+            year: Year::Given(date.year()),
+            month,
+            day,
+            time,
+        }
+        .resolve()?
+        .with_nanosecond(nanos),
+    }
+}
+
+/// A date in local time to the second, as a header gives it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct LocalDate {
+    year: Year,
+    month: u32,
+    day: u32,
+    time: NaiveTime,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Year {
+    Given(i32),
+    /// None in the header: the one nearest to this day (see [`nearest_year`]).
+    NearestTo(NaiveDate),
+}
+
+thread_local! {
+    /// The last date resolved on this thread. Resolving one is the dearest part of a
+    /// parse (chrono's local time zone reads the clock to check its cache, the nearest
+    /// year takes date arithmetic), and a sender stamps a whole second's messages with
+    /// the same date.
+    static LAST_DATE: Cell<Option<(LocalDate, DateTime<FixedOffset>)>> = const { Cell::new(None) };
+}
+
+impl LocalDate {
+    /// The date in the local time zone (the earlier one in a DST fold).
+    fn resolve(self) -> Option<DateTime<FixedOffset>> {
+        if let Some((last, stamp)) = LAST_DATE.get() {
+            if last == self {
+                return Some(stamp);
+            }
+        }
+        let year = match self.year {
+            Year::Given(y) => y,
+            Year::NearestTo(today) => nearest_year((self.month, self.day), today),
+        };
+        let date = NaiveDate::from_ymd_opt(year, self.month, self.day)?;
+        let stamp = NaiveDateTime::new(date, self.time)
             .and_local_timezone(Local)
-            .earliest()
-            .map(|t| t.fixed_offset()),
+            .earliest()?
+            .fixed_offset();
+        LAST_DATE.set(Some((self, stamp)));
+        Some(stamp)
     }
 }
 
@@ -490,10 +541,18 @@ fn bsd_or_iso_date(c: &mut Cur<'_>, now: DateTime<Local>) -> Option<DateTime<Fix
                 };
                 (year, time, nanos)
             };
-        let year = year.unwrap_or_else(|| nearest_year((month, day), now));
-        let date = NaiveDate::from_ymd_opt(year, month, day)?;
-        let naive = NaiveDateTime::new(date, time.with_nanosecond(nanos)?);
-        let stamp = naive.and_local_timezone(Local).earliest()?.fixed_offset();
+        let year = match year {
+            Some(y) => Year::Given(y),
+            None => Year::NearestTo(now.date_naive()),
+        };
+        let stamp = LocalDate {
+            year,
+            month,
+            day,
+            time,
+        }
+        .resolve()?
+        .with_nanosecond(nanos)?;
         *c = d;
         stamp
     };
@@ -528,9 +587,8 @@ fn fallback(raw: &[u8]) -> Message<'_> {
 /// The year of an RFC 3164 date: the latest that does not put it more than a month in the
 /// future (clocks drift, but logs come from the past). So a `Dec 31` message received on
 /// Jan 1 is from the old year, and a `Jan 1` one received on Dec 31 from the new one.
-fn nearest_year((month, day): (u32, u32), now: DateTime<Local>) -> i32 {
-    let today = now.date_naive();
-    let y = now.year();
+fn nearest_year((month, day): (u32, u32), today: NaiveDate) -> i32 {
+    let y = today.year();
     [y + 1, y, y - 1]
         .into_iter()
         .filter_map(|year| Some((year, NaiveDate::from_ymd_opt(year, month, day)?)))
@@ -764,14 +822,32 @@ mod tests {
 
     #[test]
     fn year_is_the_nearest() {
-        let jan1 = at(2027, 1, 1);
+        let jan1 = at(2027, 1, 1).date_naive();
         assert_eq!(nearest_year((12, 31), jan1), 2026);
         assert_eq!(nearest_year((1, 1), jan1), 2027);
-        let dec31 = at(2026, 12, 31);
+        let dec31 = at(2026, 12, 31).date_naive();
         assert_eq!(nearest_year((1, 1), dec31), 2027);
         assert_eq!(nearest_year((6, 1), dec31), 2026);
         // Feb 29 only exists in leap years.
-        assert_eq!(nearest_year((2, 29), at(2028, 3, 1)), 2028);
+        assert_eq!(nearest_year((2, 29), at(2028, 3, 1).date_naive()), 2028);
+    }
+
+    #[test]
+    fn a_reused_date_is_the_same_header_on_the_same_day() {
+        let year = |raw: &[u8], now| parse(raw, now, true).timestamp.map(|t| t.year());
+        let dec31 = b"<13>Dec 31 23:59:59 host p: m";
+        assert_eq!(year(dec31, at(2027, 1, 1)), Some(2026));
+        assert_eq!(year(dec31, at(2027, 1, 1)), Some(2026));
+        // Received on another day, the same header may be of another year.
+        assert_eq!(year(dec31, at(2027, 12, 30)), Some(2027));
+        let stamp = |raw: &[u8]| parse(raw, at(2026, 11, 27), true).timestamp;
+        let whole = stamp(b"<13>Nov 28 12:00:00 host p: m").unwrap();
+        let frac = stamp(b"<13>Nov 28 12:00:00.250 host p: m").unwrap();
+        assert_eq!((frac - whole).num_milliseconds(), 250);
+        // The same time in ISO form is not the same date as the BSD one in another year.
+        let iso = stamp(b"<13>2025-11-28T12:00:00 host p: m").unwrap();
+        assert_eq!(iso.year(), 2025);
+        assert_eq!(iso.time(), whole.time());
     }
 
     proptest::proptest! {
