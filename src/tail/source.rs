@@ -1,22 +1,23 @@
-//! Where `tail` gets its events: popped (the seed's way), moved to a per-consumer
-//! processing list (reliable), or only looked at (`--no-remove`).
+//! Where `tail` gets the events of one list (one shard): popped (the seed's way), moved to
+//! a per-consumer processing list (reliable), or only looked at (`--no-remove`).
 //!
 //! Throughput comes from batching: while the list has events one round trip fetches up to
 //! a batch (`RPOP key N`, or a script that moves N atomically); only when it is empty does
-//! the source block (`BRPOP`/`BLMOVE`). The blocking calls run on a connection whose read
-//! timeout is longer than the block time, so a quiet list is never mistaken for a dead
-//! Redis. A lost connection is re-established (said once, and once when it is back).
+//! the source block (`BRPOP`/`BLMOVE`), if asked to. The connection is one server's or a
+//! cluster's ([`Endpoint`]); every key a source touches shares the list's hash tag, so on
+//! a cluster the script and the acknowledgement's transaction stay in one slot. A lost
+//! connection is re-established (said once, and once when it is back).
 
 use std::time::Duration;
 
-use redis::{Client, Connection, RedisError, Script};
+use redis::{ConnectionLike, RedisError, Script};
 
+use super::endpoint::Endpoint;
 use super::TailError;
+use crate::conn::is_connection_error;
 
 /// How long one blocking read waits before the loop looks at its stop flag again.
 pub const BLOCK: Duration = Duration::from_secs(1);
-/// Slack on top of [`BLOCK`] before a silent connection counts as dead.
-const READ_SLACK: Duration = Duration::from_secs(10);
 
 /// Moves up to ARGV[1] of the oldest events of KEYS[1] to the head of KEYS[2], atomically,
 /// and returns them oldest first (the processing list keeps the oldest at its tail).
@@ -37,14 +38,16 @@ pub enum Mode {
 }
 
 pub struct Source {
-    client: Client,
-    conn: Option<Connection>,
+    endpoint: Endpoint,
+    conn: Option<Box<dyn ConnectionLike>>,
     key: String,
     mode: Mode,
     script: Script,
     /// Reliable mode: the processing list may hold events we have not handled (at start,
     /// and after a reconnect, when a move's reply may have been lost).
     recover: bool,
+    /// Said that this recovery re-delivers events (once per recovery, not per batch).
+    said_recovering: bool,
     /// Peek mode: how many of the oldest events were already returned.
     peeked: usize,
     said_down: bool,
@@ -52,12 +55,18 @@ pub struct Source {
 }
 
 impl Source {
-    pub fn new(client: Client, key: String, mode: Mode, stop: Box<dyn Fn() -> bool>) -> Source {
+    pub fn new(
+        endpoint: Endpoint,
+        key: String,
+        mode: Mode,
+        stop: Box<dyn Fn() -> bool>,
+    ) -> Source {
         Source {
-            client,
+            endpoint,
             conn: None,
             key,
             recover: matches!(mode, Mode::Reliable { .. }),
+            said_recovering: false,
             mode,
             script: Script::new(MOVE),
             peeked: 0,
@@ -66,38 +75,16 @@ impl Source {
         }
     }
 
-    /// Up to `max` events, oldest first. Empty when a blocking read timed out (call
-    /// again); `None` at the end (peek mode) or when stopped.
-    pub fn fetch(&mut self, max: usize) -> Result<Option<Vec<Vec<u8>>>, TailError> {
+    /// Up to `max` events, oldest first. Empty when the list is empty and `wait` is false,
+    /// or when a blocking read timed out (call again); `None` at the end (peek mode) or
+    /// when stopped. With `wait`, an empty list is waited on for one event, up to [`BLOCK`].
+    pub fn fetch(&mut self, max: usize, wait: bool) -> Result<Option<Vec<Vec<u8>>>, TailError> {
         let max = max.max(1);
         if !self.ensure_connected()? {
             return Ok(None);
         }
-        if self.recover {
-            if let Mode::Reliable { processing } = &self.mode {
-                let processing = processing.clone();
-                let mut pending: Vec<Vec<u8>> = match self.with_conn(false, |c| {
-                    redis::cmd("LRANGE")
-                        .arg(&processing)
-                        .arg(0)
-                        .arg(-1)
-                        .query(c)
-                })? {
-                    Some(v) => v,
-                    None => return Ok(Some(Vec::new())),
-                };
-                self.recover = false;
-                if !pending.is_empty() {
-                    pending.reverse();
-                    tracing::info!(
-                        events = pending.len(),
-                        processing = %processing,
-                        "re-delivering events a previous run took but did not finish"
-                    );
-                    // Handled (and acknowledged) as one batch, however large `max` is.
-                    return Ok(Some(pending));
-                }
-            }
+        if let Some(pending) = self.recover(max)? {
+            return Ok(Some(pending));
         }
         let key = self.key.clone();
         let got = match self.mode.clone() {
@@ -105,6 +92,7 @@ impl Source {
                 let v: Option<Vec<Vec<u8>>> = redis::cmd("RPOP").arg(&key).arg(max).query(c)?;
                 match v {
                     Some(v) if !v.is_empty() => Ok(v),
+                    _ if !wait => Ok(Vec::new()),
                     _ => {
                         let one: Option<(Vec<u8>, Vec<u8>)> = redis::cmd("BRPOP")
                             .arg(&key)
@@ -123,6 +111,7 @@ impl Source {
                         script.key(&key).key(&processing).arg(max).invoke(c)?;
                     match v {
                         Some(v) if !v.is_empty() => Ok(v),
+                        _ if !wait => Ok(Vec::new()),
                         _ => {
                             let one: Option<Vec<u8>> = redis::cmd("BLMOVE")
                                 .arg(&key)
@@ -155,6 +144,44 @@ impl Source {
             return Ok(None);
         }
         Ok(Some(got.unwrap_or_default()))
+    }
+
+    /// Reliable mode, while recovering: the oldest `max` events of the processing list
+    /// (oldest first), which the caller handles and acknowledges before anything new is
+    /// moved; the next call gives the next ones. `None` once it holds nothing to recover
+    /// (then new events are moved), and when the read failed (the next call tries again).
+    fn recover(&mut self, max: usize) -> Result<Option<Vec<Vec<u8>>>, TailError> {
+        let Mode::Reliable { processing } = &self.mode else {
+            return Ok(None);
+        };
+        if !self.recover {
+            return Ok(None);
+        }
+        let processing = processing.clone();
+        let read = self.with_conn(false, |c| {
+            redis::pipe()
+                .llen(&processing)
+                .lrange(&processing, -(max as isize), -1)
+                .query::<(usize, Vec<Vec<u8>>)>(c)
+        })?;
+        let Some((pending, mut oldest)) = read else {
+            return Ok(Some(Vec::new()));
+        };
+        if oldest.is_empty() {
+            self.recover = false;
+            self.said_recovering = false;
+            return Ok(None);
+        }
+        if !self.said_recovering {
+            tracing::info!(
+                events = pending,
+                processing = %processing,
+                "re-delivering events a previous run took but did not finish"
+            );
+            self.said_recovering = true;
+        }
+        oldest.reverse();
+        Ok(Some(oldest))
     }
 
     /// The oldest `n` events handed out are done: drop them from the processing list
@@ -191,7 +218,7 @@ impl Source {
     fn ensure_connected(&mut self) -> Result<bool, TailError> {
         let mut backoff = Duration::from_millis(50);
         while self.conn.is_none() {
-            match self.connect() {
+            match self.endpoint.connect() {
                 Ok(c) => {
                     self.conn = Some(c);
                     if self.said_down {
@@ -222,14 +249,14 @@ impl Source {
     fn with_conn<T>(
         &mut self,
         retry: bool,
-        mut op: impl FnMut(&mut Connection) -> Result<T, RedisError>,
+        mut op: impl FnMut(&mut dyn ConnectionLike) -> Result<T, RedisError>,
     ) -> Result<Option<T>, TailError> {
         loop {
             if !self.ensure_connected()? {
                 return Ok(None);
             }
             let conn = self.conn.as_mut().expect("connected above");
-            match op(conn) {
+            match op(conn.as_mut()) {
                 Ok(v) => return Ok(Some(v)),
                 Err(e) if is_connection_error(&e) => {
                     self.conn = None;
@@ -243,23 +270,10 @@ impl Source {
         }
     }
 
-    fn connect(&self) -> Result<Connection, RedisError> {
-        let conn = self
-            .client
-            .get_connection_with_timeout(Duration::from_secs(5))?;
-        conn.set_read_timeout(Some(BLOCK + READ_SLACK))?;
-        conn.set_write_timeout(Some(READ_SLACK))?;
-        Ok(conn)
-    }
-
     fn down(&mut self, e: &RedisError) {
         if !self.said_down {
             tracing::warn!(error = %e, key = %self.key, "cannot reach Redis; retrying until it is back");
             self.said_down = true;
         }
     }
-}
-
-fn is_connection_error(e: &RedisError) -> bool {
-    e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_timeout()
 }
