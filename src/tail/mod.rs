@@ -186,7 +186,8 @@ pub fn run(config: &Config, args: &TailArgs) -> Result<Summary, TailError> {
 /// `pixel:dead`). Sharded, the dead-letter list is itself sharded (`pixel:dead:{s}`), so
 /// `tail --key pixel:dead` reads all of it back.
 fn shard(args: &TailArgs, layout: &Layout, key: &str, s: u32) -> Shard {
-    let data_key = |k: &str| String::from_utf8_lossy(&layout.data_key(k.as_bytes(), s)).into_owned();
+    let data_key =
+        |k: &str| String::from_utf8_lossy(&layout.data_key(k.as_bytes(), s)).into_owned();
     let shard_key = data_key(key);
     let mode = if args.no_remove {
         Mode::Peek

@@ -55,12 +55,7 @@ pub struct Source {
 }
 
 impl Source {
-    pub fn new(
-        endpoint: Endpoint,
-        key: String,
-        mode: Mode,
-        stop: Box<dyn Fn() -> bool>,
-    ) -> Source {
+    pub fn new(endpoint: Endpoint, key: String, mode: Mode, stop: Box<dyn Fn() -> bool>) -> Source {
         Source {
             endpoint,
             conn: None,
