@@ -5,7 +5,7 @@
 //! a batch (`RPOP key N`, or a script that moves N atomically); only when it is empty does
 //! the source block (`BRPOP`/`BLMOVE`), if asked to. The connection is one server's or a
 //! cluster's ([`Endpoint`]); every key a source touches shares the list's hash tag, so on
-//! a cluster the script and the acknowledgement's transaction stay in one slot. A lost
+//! a cluster both scripts (move, acknowledge) run in one slot. A lost
 //! connection is re-established (said once, and once when it is back).
 
 use std::time::Duration;
@@ -27,6 +27,14 @@ if v then redis.call('LPUSH', KEYS[2], unpack(v)) end
 return v
 "#;
 
+/// Drops the oldest ARGV[1] events (at its tail) from the processing list KEYS[1] and
+/// pushes ARGV[2..] to the dead-letter list KEYS[2], atomically. A script, not MULTI: the
+/// cluster client sends no transactions, and both keys share the shard's slot.
+const ACK: &str = r#"
+if #ARGV > 1 then redis.call('LPUSH', KEYS[2], unpack(ARGV, 2)) end
+redis.call('LTRIM', KEYS[1], 0, -tonumber(ARGV[1]) - 1)
+"#;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Mode {
     /// `RPOP`/`BRPOP`: an event is gone from Redis once fetched (the seed's semantics).
@@ -42,7 +50,8 @@ pub struct Source {
     conn: Option<Box<dyn ConnectionLike>>,
     key: String,
     mode: Mode,
-    script: Script,
+    mover: Script,
+    acker: Script,
     /// Reliable mode: the processing list may hold events we have not handled (at start,
     /// and after a reconnect, when a move's reply may have been lost).
     recover: bool,
@@ -63,7 +72,8 @@ impl Source {
             recover: matches!(mode, Mode::Reliable { .. }),
             said_recovering: false,
             mode,
-            script: Script::new(MOVE),
+            mover: Script::new(MOVE),
+            acker: Script::new(ACK),
             peeked: 0,
             said_down: false,
             stop,
@@ -98,12 +108,12 @@ impl Source {
                 }
             })?,
             Mode::Reliable { processing } => {
-                let script = self.script.clone();
+                let mover = self.mover.clone();
                 // Not retried: a lost reply leaves the events in the processing list,
                 // which the next fetch recovers first.
                 self.with_conn(false, |c| {
                     let v: Option<Vec<Vec<u8>>> =
-                        script.key(&key).key(&processing).arg(max).invoke(c)?;
+                        mover.key(&key).key(&processing).arg(max).invoke(c)?;
                     match v {
                         Some(v) if !v.is_empty() => Ok(v),
                         _ if !wait => Ok(Vec::new()),
@@ -154,12 +164,13 @@ impl Source {
         }
         let processing = processing.clone();
         let read = self.with_conn(false, |c| {
-            redis::pipe()
-                .llen(&processing)
-                .lrange(&processing, -(max as isize), -1)
-                .query::<(usize, Vec<Vec<u8>>)>(c)
+            redis::cmd("LRANGE")
+                .arg(&processing)
+                .arg(-(max as isize))
+                .arg(-1)
+                .query::<Vec<Vec<u8>>>(c)
         })?;
-        let Some((pending, mut oldest)) = read else {
+        let Some(mut oldest) = read else {
             return Ok(Some(Vec::new()));
         };
         if oldest.is_empty() {
@@ -169,7 +180,6 @@ impl Source {
         }
         if !self.said_recovering {
             tracing::info!(
-                events = pending,
                 processing = %processing,
                 "re-delivering events a previous run took but did not finish"
             );
@@ -181,7 +191,7 @@ impl Source {
 
     /// The oldest `n` events handed out are done: drop them from the processing list
     /// and push `dead` (events given up on, oldest first) to the dead-letter list, in
-    /// one transaction.
+    /// one atomic step.
     pub fn ack(&mut self, n: usize, dead: &[Vec<u8>], dead_letter: &str) -> Result<(), TailError> {
         let processing = match &self.mode {
             Mode::Reliable { processing } => Some(processing.clone()),
@@ -190,20 +200,18 @@ impl Source {
         if n == 0 || (processing.is_none() && dead.is_empty()) {
             return Ok(());
         }
-        let dead_letter = dead_letter.to_owned();
-        // Retried after a reconnect: trimming an already trimmed list is harmless, and a
-        // dead letter pushed twice is better than one lost.
-        self.with_conn(true, |c| {
-            let mut p = redis::pipe();
-            p.atomic();
-            if !dead.is_empty() {
-                p.cmd("LPUSH").arg(&dead_letter).arg(dead).ignore();
-            }
-            if let Some(processing) = &processing {
-                // The oldest events sit at the tail: keep everything before them.
-                p.ltrim(processing, 0, -(n as isize) - 1).ignore();
-            }
-            p.query::<()>(c)
+        let acker = self.acker.clone();
+        // Retried after a reconnect: the processing list holds only this batch (one in
+        // flight), so trimming it again is harmless, and a dead letter pushed twice is
+        // better than one lost.
+        self.with_conn(true, |c| match &processing {
+            Some(processing) => acker
+                .key(processing)
+                .key(dead_letter)
+                .arg(n)
+                .arg(dead)
+                .invoke::<()>(c),
+            None => redis::cmd("LPUSH").arg(dead_letter).arg(dead).query(c),
         })?;
         Ok(())
     }
