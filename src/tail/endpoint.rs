@@ -16,6 +16,8 @@ const READ_SLACK: Duration = Duration::from_secs(10);
 /// How long to wait for a connection to come up.
 const CONNECT: Duration = Duration::from_secs(5);
 
+// One per reader thread, made once: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone)]
 pub enum Endpoint {
     Single(Client),

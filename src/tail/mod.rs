@@ -37,7 +37,8 @@ pub enum TailError {
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct TailArgs {
-    /// The Redis list to read (default: the `http.key` of the configuration, "pixel").
+    /// The Redis list to read (default: the `http.key` of the configuration, "pixel"), in
+    /// all its `ship.shards` (`{key}:{0}` … on a cluster or with more than one shard).
     #[arg(long)]
     pub key: Option<String>,
     /// One JSON object a line: {"timestamp":…,"fields":{…}} (repeated keys → arrays).
@@ -53,8 +54,8 @@ pub struct TailArgs {
     /// a consumer killed and restarted re-delivers what it had not finished.
     #[arg(long)]
     pub reliable: bool,
-    /// This consumer's name (its processing list is `{key}:processing:{name}`). Each of
-    /// several consumers of one key needs its own; a restart must reuse it.
+    /// This consumer's name (its processing list is `{key}:processing:{name}`, one per
+    /// shard). Each of several consumers of one key needs its own; a restart must reuse it.
     #[arg(long, default_value_t = default_consumer())]
     pub consumer: String,
     /// Feed events to this shell command's stdin as JSON lines; an event is done only
@@ -74,8 +75,8 @@ pub struct TailArgs {
     /// Wait before the first retry (doubles each time), e.g. 200ms, 1s.
     #[arg(long, default_value = "200ms", value_parser = humantime::parse_duration)]
     pub retry_backoff: Duration,
-    /// Where events go that `--exec` failed on every try (default `{key}:dead`). They keep
-    /// their format: `pixelpipe tail --key {key}:dead` reads them again.
+    /// Where events go that `--exec` failed on every try (default `{key}:dead`; sharded like
+    /// the key). They keep their format: `pixelpipe tail --key {key}:dead` reads them again.
     #[arg(long)]
     pub dead_letter: Option<String>,
     /// Most events fetched in one round trip.
