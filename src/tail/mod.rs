@@ -128,10 +128,6 @@ pub fn run(config: &Config, args: &TailArgs) -> Result<Summary, TailError> {
     let key = args.key.clone().unwrap_or_else(|| config.http.key.clone());
     let stop = CancellationToken::new();
     cancel_on_signal(stop.clone()).map_err(TailError::Output)?;
-    let stopped = {
-        let stop = stop.clone();
-        move || stop.is_cancelled()
-    };
     let mut sink = match &args.exec {
         Some(command) => Sink::Exec(Exec {
             command: command.clone(),
@@ -157,7 +153,7 @@ pub fn run(config: &Config, args: &TailArgs) -> Result<Summary, TailError> {
             &opts,
             &mut sink,
             args.count,
-            &stopped,
+            &|| stop.is_cancelled(),
         );
         return finish(result, &format!("{key}:dead"));
     }
