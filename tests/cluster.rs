@@ -375,8 +375,8 @@ fn failover_without_wait_replicas_measured() {
 
 /// Plain `tail --reliable` (lists, no stream) on the cluster: a collector ships a list
 /// over three shards (`pixel:{0}` … `pixel:{2}`, in different slots, on two masters),
-/// and one consumer, blocking on every shard, reads each answered id exactly
-/// once, leaving its processing lists empty.
+/// and one consumer, blocking on every shard, reads each answered id exactly once —
+/// while a shard's slot moves to another master — leaving its processing lists empty.
 #[test]
 fn plain_tail_reads_every_shard_of_a_list_on_the_cluster() {
     let _serial = serial();
@@ -409,8 +409,25 @@ fn plain_tail_reads_every_shard_of_a_list_on_the_cluster() {
     );
     let serve = Collector { process, addr };
 
-    let answered = hit_ids(addr, 0..3000, 4);
-    assert_eq!(answered.len(), 3000, "every hit answered 200");
+    let hits = std::thread::spawn(move || hit_ids(addr, 0..6000, 4));
+    wait_until("tail to print some events", Duration::from_secs(30), || {
+        tail.lines().len() > 500
+    });
+    // Shard 2's slot moves to another master while tail reads (and blocks on) it.
+    let from = cluster.master_of("pixel:{2}");
+    let to = cluster
+        .live_ports()
+        .into_iter()
+        .find(|&p| p != from && cluster.is_master(p))
+        .unwrap();
+    cluster.reshard(from, to, 300);
+    assert_ne!(
+        cluster.master_of("pixel:{2}"),
+        from,
+        "the shard's slot moved"
+    );
+    let answered = hits.join().unwrap();
+    assert_eq!(answered.len(), 6000, "every hit answered 200");
     let seen = wait_consumed(&[&tail], &[&serve], &answered);
     let twice: Vec<_> = seen.iter().filter(|(_, &k)| k > 1).collect();
     assert!(twice.is_empty(), "consumed more than once: {twice:?}");
