@@ -12,12 +12,16 @@ use std::time::Duration;
 
 use redis::{ConnectionLike, RedisError, Script};
 
+use super::command::sleep_unless_stopped;
 use super::endpoint::Endpoint;
 use super::TailError;
 use crate::conn::is_connection_error;
 
 /// How long one blocking read waits before the loop looks at its stop flag again.
 pub const BLOCK: Duration = Duration::from_secs(1);
+/// Waits between tries while Redis (or a slot) is away: doubling, bounded.
+const FIRST_BACKOFF: Duration = Duration::from_millis(50);
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 /// Moves up to ARGV[1] of the oldest events of KEYS[1] to the head of KEYS[2], atomically,
 /// and returns them oldest first (the processing list keeps the oldest at its tail).
@@ -60,6 +64,8 @@ pub struct Source {
     /// Peek mode: how many of the oldest events were already returned.
     peeked: usize,
     said_down: bool,
+    /// Wait before the next try after a failure.
+    backoff: Duration,
     stop: Box<dyn Fn() -> bool>,
 }
 
@@ -76,6 +82,7 @@ impl Source {
             acker: Script::new(ACK),
             peeked: 0,
             said_down: false,
+            backoff: FIRST_BACKOFF,
             stop,
         }
     }
@@ -219,7 +226,6 @@ impl Source {
     /// Connects if need be, retrying with backoff (said once) while Redis is away.
     /// False when stopped meanwhile.
     fn ensure_connected(&mut self) -> Result<bool, TailError> {
-        let mut backoff = Duration::from_millis(50);
         while self.conn.is_none() {
             match self.endpoint.connect() {
                 Ok(c) => {
@@ -235,11 +241,9 @@ impl Source {
                 }
                 Err(e) if is_connection_error(&e) => {
                     self.down(&e);
-                    if (self.stop)() {
+                    if !self.pause() {
                         return Ok(false);
                     }
-                    std::thread::sleep(backoff);
-                    backoff = (backoff * 2).min(Duration::from_secs(2));
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -260,17 +264,30 @@ impl Source {
             }
             let conn = self.conn.as_mut().expect("connected above");
             match op(conn.as_mut()) {
-                Ok(v) => return Ok(Some(v)),
+                Ok(v) => {
+                    self.backoff = FIRST_BACKOFF;
+                    return Ok(Some(v));
+                }
                 Err(e) if is_connection_error(&e) => {
                     self.conn = None;
                     self.down(&e);
-                    if !retry || (self.stop)() {
+                    // Also when a new connection fails at once (a slot in migration
+                    // answers `ASK` until it is done): no tight reconnect loop.
+                    if !self.pause() || !retry {
                         return Ok(None);
                     }
                 }
                 Err(e) => return Err(e.into()),
             }
         }
+    }
+
+    /// Waits before the next try, longer each time (reset by a success). False when
+    /// stopped meanwhile.
+    fn pause(&mut self) -> bool {
+        let wait = self.backoff;
+        self.backoff = (wait * 2).min(MAX_BACKOFF);
+        sleep_unless_stopped(wait, &*self.stop)
     }
 
     fn down(&mut self, e: &RedisError) {
