@@ -372,3 +372,74 @@ fn failover_without_wait_replicas_measured() {
     );
     assert_eq!(twice, 0, "a failover never duplicates");
 }
+
+/// Plain `tail --reliable` (lists, no stream) on the cluster: a collector ships a list
+/// over three shards (`pixel:{0}` … `pixel:{2}`, in different slots, on two masters),
+/// and one consumer, blocking on every shard, reads each answered id exactly once —
+/// while a shard's slot moves to another master — leaving its processing lists empty.
+#[test]
+fn plain_tail_reads_every_shard_of_a_list_on_the_cluster() {
+    let _serial = serial();
+    let cluster = Cluster::start(3, 0);
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("PIXELPIPE_SHIP__SHARDS", SHARDS),
+        ("PIXELPIPE_SHIP__BATCH_RECORDS", "200"),
+        ("PIXELPIPE_ANALYTICS__ENABLED", "false"),
+    ];
+    // Slots 13907, 9842 and 5649: shard 0 on one master, shards 1 and 2 on another.
+    let masters: std::collections::HashSet<u16> = (0..3)
+        .map(|s| cluster.master_of(&format!("pixel:{{{s}}}")))
+        .collect();
+    assert!(masters.len() > 1, "the shards sit on several masters");
+    let tail = Tail::start_with_env(
+        &cluster.url(),
+        dir.path(),
+        "t",
+        &["--reliable", "--consumer", "c"],
+        &env,
+    );
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let listen = addr.to_string();
+    let url = cluster.url();
+    let process = Pixelpipe::start_with_env(
+        &dir.path().join("serve"),
+        &["--redis", &url, "serve", "--listen", &listen],
+        &env,
+    );
+    let serve = Collector { process, addr };
+
+    let hits = std::thread::spawn(move || hit_ids(addr, 0..6000, 4));
+    wait_until("tail to print some events", Duration::from_secs(30), || {
+        tail.lines().len() > 500
+    });
+    // Shard 2's slot moves to another master while tail reads (and blocks on) it.
+    let from = cluster.master_of("pixel:{2}");
+    let to = cluster
+        .live_ports()
+        .into_iter()
+        .find(|&p| p != from && cluster.is_master(p))
+        .unwrap();
+    cluster.reshard(from, to, 300);
+    assert_ne!(
+        cluster.master_of("pixel:{2}"),
+        from,
+        "the shard's slot moved"
+    );
+    let answered = hits.join().unwrap();
+    assert_eq!(answered.len(), 6000, "every hit answered 200");
+    let seen = wait_consumed(&[&tail], &[&serve], &answered);
+    let twice: Vec<_> = seen.iter().filter(|(_, &k)| k > 1).collect();
+    assert!(twice.is_empty(), "consumed more than once: {twice:?}");
+    assert_eq!(seen.len(), answered.len(), "nothing that was not answered");
+    let mut c = cluster.client();
+    for s in 0..3 {
+        for key in [
+            format!("pixel:{{{s}}}"),
+            format!("pixel:{{{s}}}:processing:c"),
+        ] {
+            let len: usize = redis::cmd("LLEN").arg(&key).query(&mut c).expect("LLEN");
+            assert_eq!(len, 0, "{key} drained");
+        }
+    }
+}

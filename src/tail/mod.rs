@@ -6,13 +6,17 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::conn::RedisTarget;
 use crate::ship::cluster::Layout;
+use endpoint::Endpoint;
+use shards::Shard;
 use sink::{Exec, Sink};
-use source::{Mode, Source};
+use source::Mode;
 use stream::GroupOptions;
 
+pub mod budget;
 pub mod command;
+pub mod endpoint;
+pub mod shards;
 pub mod sink;
 pub mod source;
 pub mod stream;
@@ -33,7 +37,8 @@ pub enum TailError {
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct TailArgs {
-    /// The Redis list to read (default: the `http.key` of the configuration, "pixel").
+    /// The Redis list to read (default: the `http.key` of the configuration, "pixel"), in
+    /// all its `ship.shards` (`{key}:{0}` … on a cluster or with more than one shard).
     #[arg(long)]
     pub key: Option<String>,
     /// One JSON object a line: {"timestamp":…,"fields":{…}} (repeated keys → arrays).
@@ -49,8 +54,8 @@ pub struct TailArgs {
     /// a consumer killed and restarted re-delivers what it had not finished.
     #[arg(long)]
     pub reliable: bool,
-    /// This consumer's name (its processing list is `{key}:processing:{name}`). Each of
-    /// several consumers of one key needs its own; a restart must reuse it.
+    /// This consumer's name (its processing list is `{key}:processing:{name}`, one per
+    /// shard). Each of several consumers of one key needs its own; a restart must reuse it.
     #[arg(long, default_value_t = default_consumer())]
     pub consumer: String,
     /// Feed events to this shell command's stdin as JSON lines; an event is done only
@@ -70,8 +75,8 @@ pub struct TailArgs {
     /// Wait before the first retry (doubles each time), e.g. 200ms, 1s.
     #[arg(long, default_value = "200ms", value_parser = humantime::parse_duration)]
     pub retry_backoff: Duration,
-    /// Where events go that `--exec` failed on every try (default `{key}:dead`). They keep
-    /// their format: `pixelpipe tail --key {key}:dead` reads them again.
+    /// Where events go that `--exec` failed on every try (default `{key}:dead`; sharded like
+    /// the key). They keep their format: `pixelpipe tail --key {key}:dead` reads them again.
     #[arg(long)]
     pub dead_letter: Option<String>,
     /// Most events fetched in one round trip.
@@ -123,10 +128,6 @@ pub fn run(config: &Config, args: &TailArgs) -> Result<Summary, TailError> {
     let key = args.key.clone().unwrap_or_else(|| config.http.key.clone());
     let stop = CancellationToken::new();
     cancel_on_signal(stop.clone()).map_err(TailError::Output)?;
-    let stopped = {
-        let stop = stop.clone();
-        move || stop.is_cancelled()
-    };
     let mut sink = match &args.exec {
         Some(command) => Sink::Exec(Exec {
             command: command.clone(),
@@ -137,8 +138,8 @@ pub fn run(config: &Config, args: &TailArgs) -> Result<Summary, TailError> {
         }),
         None => Sink::print(args.json),
     };
+    let layout = Layout::new(config.ship.shards, config.redis.is_cluster());
     if args.stream {
-        let layout = Layout::new(config.ship.shards, config.redis.is_cluster());
         let opts = GroupOptions {
             group: args.group.clone(),
             consumer: args.consumer.clone(),
@@ -152,56 +153,57 @@ pub fn run(config: &Config, args: &TailArgs) -> Result<Summary, TailError> {
             &opts,
             &mut sink,
             args.count,
-            &stopped,
+            &|| stop.is_cancelled(),
         );
         return finish(result, &format!("{key}:dead"));
     }
-    let RedisTarget::Single { url } = &config.redis else {
-        return Err(TailError::Redis(redis::RedisError::from((
-            redis::ErrorKind::InvalidClientConfig,
-            "on a Redis Cluster, tail reads streams: use --stream (with ship.sink = \"stream\")",
-        ))));
-    };
-    let client = redis::Client::open(url.as_str())?;
+    let shards: Vec<Shard> = (0..layout.shards)
+        .map(|s| shard(args, &layout, &key, s))
+        .collect();
+    let dead_letters = shards
+        .iter()
+        .map(|s| s.dead_letter.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let endpoint = Endpoint::new(&config.redis)?;
+    let result = shards::run(
+        endpoint,
+        shards,
+        &mut sink,
+        args.count,
+        args.fetch as usize,
+        &stop,
+    );
+    finish(result, &dead_letters)
+}
+
+/// The keys of shard `s` of `key` (`pixel:{s}`, or `pixel` itself unsharded on one server).
+/// Its processing and dead-letter lists share its hash tag, hence its slot on a cluster;
+/// unsharded they keep the names they always had (`pixel:processing:<consumer>`,
+/// `pixel:dead`). Sharded, the dead-letter list is itself sharded (`pixel:dead:{s}`), so
+/// `tail --key pixel:dead` reads all of it back.
+fn shard(args: &TailArgs, layout: &Layout, key: &str, s: u32) -> Shard {
+    let data_key =
+        |k: &str| String::from_utf8_lossy(&layout.data_key(k.as_bytes(), s)).into_owned();
+    let shard_key = data_key(key);
     let mode = if args.no_remove {
         Mode::Peek
     } else if args.reliable {
         Mode::Reliable {
-            processing: format!("{key}:processing:{}", args.consumer),
+            processing: format!("{shard_key}:processing:{}", args.consumer),
         }
     } else {
         Mode::Pop
     };
-    let mut source = Source::new(client, key.clone(), mode, Box::new(stopped.clone()));
-    let dead_letter = args
-        .dead_letter
-        .clone()
-        .unwrap_or_else(|| format!("{key}:dead"));
-    let mut summary = Summary::default();
-    let result = (|| loop {
-        let want = match args.count {
-            Some(n) if summary.events >= n => return Ok(()),
-            Some(n) => (n - summary.events).min(args.fetch),
-            None => args.fetch,
-        };
-        if stopped() {
-            return Ok(());
-        }
-        let Some(events) = source.fetch(want as usize)? else {
-            return Ok(());
-        };
-        if events.is_empty() {
-            continue;
-        }
-        let outcome = sink.handle(&events, &mut summary.malformed, &stopped)?;
-        source.ack(outcome.handled, &outcome.dead, &dead_letter)?;
-        summary.events += outcome.handled as u64;
-        summary.dead += outcome.dead.len() as u64;
-        if outcome.handled < events.len() {
-            return Ok(());
-        }
-    })();
-    finish(result.map(|()| summary), &dead_letter)
+    let dead_letter = match &args.dead_letter {
+        Some(d) => data_key(d),
+        None => data_key(&format!("{key}:dead")),
+    };
+    Shard {
+        key: shard_key,
+        mode,
+        dead_letter,
+    }
 }
 
 /// Says what a finished `tail` left behind (malformed records, dead letters).
