@@ -89,6 +89,14 @@ struct Shared {
     wake: Arc<Notify>,
 }
 
+impl Drop for Shared {
+    /// The last appender is gone: the flusher wakes, finds nothing left, and ends. (No
+    /// timer to poll for it: a timer armed at every wait cost the worker a wake-up write.)
+    fn drop(&mut self) {
+        self.wake.notify_one();
+    }
+}
+
 /// Appends records to the log, group-committed. Clone it freely within a worker; make
 /// one per runtime, since its flusher runs on the runtime that created it.
 #[derive(Clone)]
@@ -191,10 +199,7 @@ async fn flush_loop(shared: Weak<Shared>, wake: Arc<Notify>) {
                 continue;
             }
         }
-        tokio::select! {
-            _ = &mut notified => {}
-            _ = tokio::time::sleep(std::time::Duration::from_millis(500)) => {}
-        }
+        notified.await;
     }
 }
 
