@@ -8,6 +8,7 @@
 pub mod aggregate;
 pub mod dashboard;
 pub mod dimensions;
+mod fields;
 pub mod keys;
 pub mod stats;
 pub mod top;

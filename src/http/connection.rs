@@ -3,10 +3,12 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::time::Sleep;
 use tokio_util::sync::CancellationToken;
 
 use super::request::{self, Parsed};
@@ -41,6 +43,8 @@ pub async fn serve<S: Transport>(
     // signal on every keep-alive round trip costs more than the rest of the wait.
     let stop = shutdown.cancelled();
     tokio::pin!(stop);
+    let idle = tokio::time::sleep(IDLE_GRACE);
+    tokio::pin!(idle);
     loop {
         // One clock reading per batch of requests: their records' time and the answers' Date.
         let now = SystemTime::now();
@@ -60,7 +64,7 @@ pub async fn serve<S: Transport>(
                 return;
             }
         }
-        if !conn.read_more(&mut stop).await {
+        if !conn.read_more(&mut stop, idle.as_mut()).await {
             return;
         }
     }
@@ -207,7 +211,11 @@ impl<S: Transport> Connection<S> {
     /// Reads more of the next request: a started request has `header_timeout` to
     /// complete (then 408); an idle keep-alive connection is closed after `idle_timeout`,
     /// or at shutdown. Returns false when the connection is done.
-    async fn read_more(&mut self, stop: &mut (impl Future<Output = ()> + Unpin)) -> bool {
+    async fn read_more(
+        &mut self,
+        stop: &mut (impl Future<Output = ()> + Unpin),
+        idle: Pin<&mut Sleep>,
+    ) -> bool {
         let in_request = !self.buf.is_empty();
         let timeout = if in_request {
             let started = *self.request_started.get_or_insert_with(Instant::now);
@@ -230,7 +238,7 @@ impl<S: Transport> Connection<S> {
             Err(_) => return false,
         }
         if !in_request {
-            return self.wait_idle(timeout, stop).await;
+            return self.wait_idle(timeout, stop, idle).await;
         }
         tokio::select! {
             read = tokio::time::timeout(timeout, self.stream.read_buf(&mut self.buf)) => match read {
@@ -258,25 +266,40 @@ impl<S: Transport> Connection<S> {
     /// one). A busy client's next request comes within the grace, and finds its buffers
     /// still there: no allocation and no extra read per request. Returns false when the
     /// connection is done.
+    ///
+    /// `idle` is the connection's one timer, armed lazily: a fresh timer per wait costs
+    /// the runtime a wake-up write (an `eventfd` syscall) every few requests, so the timer
+    /// keeps the deadline it has, and is only pushed on when it fires early (at most
+    /// once per grace, however many requests came meanwhile).
     async fn wait_idle(
         &mut self,
         timeout: Duration,
         stop: &mut (impl Future<Output = ()> + Unpin),
+        mut idle: Pin<&mut Sleep>,
     ) -> bool {
-        let grace = IDLE_GRACE.min(timeout);
-        tokio::select! {
-            read = tokio::time::timeout(grace, self.stream.read_buf(&mut self.buf)) => match read {
-                Ok(Ok(n)) => return n > 0,
-                Ok(Err(_)) => return false,
-                Err(_still_idle) => {}
-            },
-            _ = &mut *stop => return false,
+        let since = tokio::time::Instant::now();
+        let grace_end = since + IDLE_GRACE.min(timeout);
+        // Still set for the end of a long wait before (rare): bring it forward.
+        if idle.deadline() > grace_end {
+            idle.as_mut().reset(grace_end);
+        }
+        loop {
+            tokio::select! {
+                read = self.stream.read_buf(&mut self.buf) => return matches!(read, Ok(n) if n > 0),
+                () = idle.as_mut() => {
+                    if tokio::time::Instant::now() >= grace_end {
+                        break;
+                    }
+                    idle.as_mut().reset(grace_end);
+                }
+                _ = &mut *stop => return false,
+            }
         }
         (self.buf, self.out, self.record, self.answers) = Default::default();
+        idle.as_mut().reset(since + timeout);
         tokio::select! {
-            read = tokio::time::timeout(timeout - grace, self.stream.read_buf(&mut self.buf)) => {
-                matches!(read, Ok(Ok(n)) if n > 0)
-            }
+            read = self.stream.read_buf(&mut self.buf) => matches!(read, Ok(n) if n > 0),
+            () = idle => false,
             _ = stop => false,
         }
     }
