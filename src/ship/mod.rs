@@ -76,6 +76,10 @@ const CACHE_EVERY: Duration = Duration::from_secs(1);
 /// round trips, and [`BUSY_LINGER`] is waited before the next one (see `Shipper::linger`).
 const BUSY_BATCH: usize = 8;
 const BUSY_LINGER: Duration = Duration::from_millis(1);
+/// A batch this large means a flood (a relay fed at 100,000+ messages/s): the pause is
+/// [`FLOOD_LINGER`], so that each Redis round trip carries a few hundred records.
+const FLOOD_BATCH: usize = 64;
+const FLOOD_LINGER: Duration = Duration::from_millis(3);
 
 /// What the admin endpoints read of the shipper.
 #[derive(Clone)]
@@ -253,7 +257,11 @@ impl<S: Sink> Shipper<S> {
         if !self.config.linger.is_zero() {
             return Some(self.config.linger);
         }
-        (last_len >= BUSY_BATCH).then_some(BUSY_LINGER)
+        match last_len {
+            n if n >= FLOOD_BATCH => Some(FLOOD_LINGER),
+            n if n >= BUSY_BATCH => Some(BUSY_LINGER),
+            _ => None,
+        }
     }
 
     /// A failed try: counted, said once per change of state, then the backoff.
