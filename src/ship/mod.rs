@@ -72,12 +72,18 @@ struct State {
 /// the truth), and a rename per batch would cost more than the batch.
 const CACHE_EVERY: Duration = Duration::from_secs(1);
 
-/// With `ship.linger = 0`: a batch this large means hits arrive faster than the shipper
-/// round trips, and [`BUSY_LINGER`] is waited before the next one (see `Shipper::linger`).
+/// With `ship.linger = 0`: a batch of [`BUSY_BATCH`] records or more that arrived at
+/// [`BUSY_RATE`] or faster (per second, since the batch before) means hits arrive many
+/// times per round trip, and [`BUSY_LINGER`] is waited before the next batch (see
+/// `Shipper::linger`). Both, because a few thousand hits a second can gather a dozen
+/// records in one batch after a scheduling hiccup (slow, pausing would only add latency),
+/// and one record can follow its predecessor by a fast round trip (fast, but a trickle).
 const BUSY_BATCH: usize = 8;
+const BUSY_RATE: f64 = 20_000.0;
 const BUSY_LINGER: Duration = Duration::from_millis(1);
-/// A batch this large means a flood (a relay fed at 100,000+ messages/s): the pause is
-/// [`FLOOD_LINGER`], so that each Redis round trip carries a few hundred records.
+/// A batch this large at that rate means a flood (a relay fed at 100,000+ messages/s):
+/// the pause is [`FLOOD_LINGER`], so that each Redis round trip carries a few hundred
+/// records.
 const FLOOD_BATCH: usize = 64;
 const FLOOD_LINGER: Duration = Duration::from_millis(3);
 
@@ -132,13 +138,16 @@ impl<S: Sink> Shipper<S> {
         let mut pos = self.log.shipped();
         let mut last_was_full = true;
         let mut last_len = 0;
+        // When the last batch was read: its records arrived over the time before it.
+        let mut last_read = Instant::now();
+        let mut since_last_read = Duration::ZERO;
         loop {
             if drain.is_cancelled() && pos >= self.log.end() {
                 self.cache_position(pos);
                 return;
             }
             if !last_was_full && !drain.is_cancelled() {
-                if let Some(wait) = self.linger(last_len) {
+                if let Some(wait) = self.linger(last_len, since_last_read) {
                     tokio::time::sleep(wait).await;
                 }
             }
@@ -157,6 +166,8 @@ impl<S: Sink> Shipper<S> {
                 }
             };
             last_len = batch.len();
+            since_last_read = last_read.elapsed();
+            last_read = Instant::now();
             last_was_full = batch.len() >= self.config.batch_records
                 || batch.bytes() + 64 * 1024 >= self.config.batch_bytes;
             if batch.is_empty() {
@@ -250,18 +261,15 @@ impl<S: Sink> Shipper<S> {
     /// that was not full. A configured `ship.linger` is waited as it is. Without one
     /// (the default), a trickle — a record or a few per batch, as at a few thousand hits a
     /// second — is shipped at once, so a hit reaches Redis within a round trip; but
-    /// batches of [`BUSY_BATCH`] records or more mean hits arrive many times per round
-    /// trip, and a pause of [`BUSY_LINGER`] then lets the next batch carry several times
-    /// more of them for the same Redis round trip and CPU.
-    fn linger(&self, last_len: usize) -> Option<Duration> {
+    /// batches of [`BUSY_BATCH`] records or more at [`BUSY_RATE`] or faster mean hits arrive
+    /// many times per round trip, and a pause of [`BUSY_LINGER`] (a flood's: [`FLOOD_LINGER`])
+    /// then lets the next batch carry several times more of them for the same Redis round
+    /// trip and CPU.
+    fn linger(&self, last_len: usize, since_last_read: Duration) -> Option<Duration> {
         if !self.config.linger.is_zero() {
             return Some(self.config.linger);
         }
-        match last_len {
-            n if n >= FLOOD_BATCH => Some(FLOOD_LINGER),
-            n if n >= BUSY_BATCH => Some(BUSY_LINGER),
-            _ => None,
-        }
+        busy_pause(last_len, since_last_read)
     }
 
     /// A failed try: counted, said once per change of state, then the backoff.
@@ -372,6 +380,17 @@ impl<S: Sink> Shipper<S> {
     }
 }
 
+/// The default's pause after a batch of `len` records gathered over `over` (see
+/// [`BUSY_BATCH`]).
+fn busy_pause(len: usize, over: Duration) -> Option<Duration> {
+    let rate = len as f64 / over.as_secs_f64().max(1e-6);
+    match len {
+        n if n < BUSY_BATCH || rate < BUSY_RATE => None,
+        n if n >= FLOOD_BATCH => Some(FLOOD_LINGER),
+        _ => Some(BUSY_LINGER),
+    }
+}
+
 /// Sleeps `d`, cut short when the drain begins. Once draining, sleeps in full: a backoff
 /// still backs off.
 async fn sleep_or_drain(d: Duration, drain: &CancellationToken) {
@@ -469,6 +488,22 @@ mod tests {
         task.abort();
         let calls = std::mem::take(&mut *calls.lock().unwrap());
         calls
+    }
+
+    #[test]
+    fn the_default_pauses_only_when_hits_arrive_fast_and_many() {
+        let ms = Duration::from_millis;
+        // A trickle, however fast one record followed another: shipped at once.
+        assert_eq!(busy_pause(1, Duration::from_micros(20)), None);
+        // 5,000 hits/s after a hiccup: a dozen records, but slowly gathered.
+        assert_eq!(busy_pause(12, Duration::from_micros(2400)), None);
+        // 50,000 hits/s: a pause lets the next batch carry more.
+        assert_eq!(
+            busy_pause(25, Duration::from_micros(500)),
+            Some(BUSY_LINGER)
+        );
+        // A relay's flood.
+        assert_eq!(busy_pause(300, ms(2)), Some(FLOOD_LINGER));
     }
 
     fn gaps(calls: &Calls) -> Vec<Duration> {
