@@ -92,6 +92,29 @@ fn fields_rendered_at_the_hit_are_shipped_with_their_record() {
         ["r"],
         "no fields configured now"
     );
+
+    // `tail --stream --json` shows an entry's fields beside its record.
+    let out = Command::new(BIN)
+        .args(["--redis", &url, "tail", "--stream", "--json", "--count", "21"])
+        .env("PIXELPIPE_SHIP__SINK", "stream")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 21);
+    for line in &lines {
+        match line["fields"]["id"].as_str().unwrap() {
+            "20" => assert!(line.get("entry").is_none(), "{line}"),
+            _ => assert_eq!(
+                line["entry"],
+                serde_json::json!({"ip": "127.0.0.0", "path": "/pixel.gif", "ua": "probe/1"}),
+                "{line}"
+            ),
+        }
+    }
 }
 
 #[test]

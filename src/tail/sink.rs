@@ -9,6 +9,31 @@ use super::command::{self, RunOutcome};
 use super::TailError;
 use crate::record::Record;
 
+/// One event for a sink: its record and, from a stream entry, the named fields written
+/// beside the record (`[ship.fields]`), shown under `"entry"` in JSON (the seed's text
+/// format has no room for them).
+pub trait Event {
+    fn record(&self) -> &[u8];
+    fn entry_fields(&self) -> &[(String, Vec<u8>)] {
+        &[]
+    }
+}
+
+impl Event for Vec<u8> {
+    fn record(&self) -> &[u8] {
+        self
+    }
+}
+
+impl<E: Event> Event for &E {
+    fn record(&self) -> &[u8] {
+        (*self).record()
+    }
+    fn entry_fields(&self) -> &[(String, Vec<u8>)] {
+        (*self).entry_fields()
+    }
+}
+
 /// How a batch went: how many of its oldest events were handled (all of them unless
 /// stopped), and which of those were given up on.
 #[derive(Debug, Default)]
@@ -49,22 +74,22 @@ impl Sink {
 
     /// Handles `events` (oldest first). Returns once what it reports as handled is out of
     /// our hands (written and flushed, or the command exited).
-    pub fn handle(
+    pub fn handle<E: Event>(
         &mut self,
-        events: &[Vec<u8>],
+        events: &[E],
         malformed: &mut u64,
         stop: &dyn Fn() -> bool,
     ) -> Result<Outcome, TailError> {
         match self {
             Sink::Print { out, json, buf } => {
                 for e in events {
-                    let r = Record::parse(e);
+                    let r = Record::parse(e.record());
                     if !r.well_formed {
-                        note_malformed(malformed, e);
+                        note_malformed(malformed, e.record());
                     }
                     if *json {
                         buf.clear();
-                        r.write_json(buf);
+                        write_json(&r, e.entry_fields(), buf);
                         out.write_all(buf).map_err(TailError::Output)?;
                     } else {
                         r.write_text(out).map_err(TailError::Output)?;
@@ -81,15 +106,17 @@ impl Sink {
                 for group in events.chunks(exec.batch.max(1)) {
                     let mut input = Vec::new();
                     for e in group {
-                        let r = Record::parse(e);
+                        let r = Record::parse(e.record());
                         if !r.well_formed {
-                            note_malformed(malformed, e);
+                            note_malformed(malformed, e.record());
                         }
-                        r.write_json(&mut input);
+                        write_json(&r, e.entry_fields(), &mut input);
                     }
                     match exec.run_with_retries(&input, stop)? {
                         Some(true) => {}
-                        Some(false) => outcome.dead.extend(group.iter().cloned()),
+                        Some(false) => outcome
+                            .dead
+                            .extend(group.iter().map(|e| e.record().to_vec())),
                         // Stopped mid-way: what is not handled stays in Redis (reliable mode).
                         None => return Ok(outcome),
                     }
@@ -145,6 +172,27 @@ impl Exec {
     }
 }
 
+/// The record's JSON line, with the entry's named fields (if any) as `"entry":{…}`.
+fn write_json(r: &Record, entry: &[(String, Vec<u8>)], out: &mut Vec<u8>) {
+    r.write_json(out);
+    if entry.is_empty() {
+        return;
+    }
+    // Reopen the object the record closed (`}\n`) for one more member.
+    out.truncate(out.len() - 2);
+    out.extend_from_slice(b",\"entry\":{");
+    for (i, (name, value)) in entry.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        // Writing into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, name);
+        out.push(b':');
+        let _ = serde_json::to_writer(&mut *out, &String::from_utf8_lossy(value));
+    }
+    out.extend_from_slice(b"}}\n");
+}
+
 fn note_malformed(count: &mut u64, record: &[u8]) {
     if *count == 0 {
         tracing::warn!(
@@ -153,4 +201,31 @@ fn note_malformed(count: &mut u64, record: &[u8]) {
         );
     }
     *count += 1;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_fields_join_the_records_json() {
+        let r = Record::parse(b"1379183721.115,foo=bar");
+        let mut plain = Vec::new();
+        write_json(&r, &[], &mut plain);
+        let mut with = Vec::new();
+        let entry = [
+            ("path".to_string(), b"/pixel.gif".to_vec()),
+            ("ua".to_string(), b"curl \"8\"".to_vec()),
+        ];
+        write_json(&r, &entry, &mut with);
+        let plain: serde_json::Value = serde_json::from_slice(&plain).unwrap();
+        let with: serde_json::Value = serde_json::from_slice(&with).unwrap();
+        assert_eq!(with["timestamp"], plain["timestamp"]);
+        assert_eq!(with["fields"], plain["fields"]);
+        assert_eq!(
+            with["entry"],
+            serde_json::json!({"path": "/pixel.gif", "ua": "curl \"8\""})
+        );
+        assert!(plain.get("entry").is_none());
+    }
 }

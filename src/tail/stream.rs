@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use redis::{RedisError, Value};
 
-use super::sink::Sink;
+use super::sink::{Event, Sink};
 use super::Summary;
 use super::TailError;
 use crate::conn::{is_connection_error, Link, RedisConn, RedisTarget, Timeouts};
@@ -44,11 +44,22 @@ pub struct GroupOptions {
     pub fetch: usize,
 }
 
-/// One entry: its id and its record (`None` when the entry was trimmed away while pending).
+/// One entry: its id, its record (`None` when the entry was trimmed away while pending)
+/// and its other fields (`[ship.fields]`), in the order written.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Entry {
     pub id: String,
     pub record: Option<Vec<u8>>,
+    pub fields: Vec<(String, Vec<u8>)>,
+}
+
+impl Event for Entry {
+    fn record(&self) -> &[u8] {
+        self.record.as_deref().unwrap_or_default()
+    }
+    fn entry_fields(&self) -> &[(String, Vec<u8>)] {
+        &self.fields
+    }
 }
 
 /// Where one shard's reader is.
@@ -262,6 +273,7 @@ impl<'a> Reader<'a> {
                         entries.push(Entry {
                             id: PENDING_DONE.into(),
                             record: None,
+                            fields: Vec::new(),
                         });
                     }
                     return Ok(entries);
@@ -281,6 +293,7 @@ impl<'a> Reader<'a> {
                     entries.push(Entry {
                         id: format!("{CLAIM_CURSOR}{next}"),
                         record: None,
+                        fields: Vec::new(),
                     });
                     return Ok(entries);
                 }
@@ -350,8 +363,7 @@ impl<'a> Reader<'a> {
             .iter()
             .filter(|e| e.record.is_some() && !dead_ids.contains(&e.id))
             .collect();
-        let records: Vec<Vec<u8>> = live.iter().filter_map(|e| e.record.clone()).collect();
-        let outcome = sink.handle(&records, &mut summary.malformed, stopped)?;
+        let outcome = sink.handle(&live, &mut summary.malformed, stopped)?;
         // Stopped part-way: only what was handled is acknowledged; the rest stays pending.
         let done = outcome.handled;
         let mut ack: Vec<&str> = live[..done].iter().map(|e| e.id.as_str()).collect();
@@ -504,17 +516,23 @@ fn entry_list(v: &Value) -> Vec<Entry> {
         .filter_map(|e| {
             let Value::Array(pair) = e else { return None };
             let id = as_string(pair.first()?)?;
-            let record = match pair.get(1) {
-                Some(Value::Array(fields)) => fields
-                    .chunks(2)
-                    .find(|f| f.first().and_then(as_string).as_deref() == Some("r"))
-                    .and_then(|f| match f.get(1) {
-                        Some(Value::BulkString(b)) => Some(b.clone()),
-                        _ => None,
-                    }),
-                _ => None,
-            };
-            Some(Entry { id, record })
+            let mut record = None;
+            let mut fields = Vec::new();
+            if let Some(Value::Array(kv)) = pair.get(1) {
+                for f in kv.chunks(2) {
+                    let (Some(name), Some(Value::BulkString(value))) =
+                        (f.first().and_then(as_string), f.get(1))
+                    else {
+                        continue;
+                    };
+                    if name == "r" {
+                        record = Some(value.clone());
+                    } else {
+                        fields.push((name, value.clone()));
+                    }
+                }
+            }
+            Some(Entry { id, record, fields })
         })
         .collect()
 }
@@ -552,11 +570,13 @@ mod tests {
             vec![
                 Entry {
                     id: "1-0".into(),
-                    record: Some(b"1379183721.115,foo=bar".to_vec())
+                    record: Some(b"1379183721.115,foo=bar".to_vec()),
+                    fields: Vec::new(),
                 },
                 Entry {
                     id: "2-0".into(),
-                    record: None
+                    record: None,
+                    fields: Vec::new(),
                 }
             ]
         );
