@@ -95,7 +95,9 @@ fn fields_rendered_at_the_hit_are_shipped_with_their_record() {
 
     // `tail --stream --json` shows an entry's fields beside its record.
     let out = Command::new(BIN)
-        .args(["--redis", &url, "tail", "--stream", "--json", "--count", "21"])
+        .args([
+            "--redis", &url, "tail", "--stream", "--json", "--count", "21",
+        ])
         .env("PIXELPIPE_SHIP__SINK", "stream")
         .output()
         .unwrap();
