@@ -120,7 +120,7 @@ fn fields_rendered_at_the_hit_are_shipped_with_their_record() {
 }
 
 #[test]
-fn a_bad_field_template_and_the_relay_with_fields_stop_the_start() {
+fn a_bad_field_template_stops_serve_and_relay() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("pixelpipe.toml");
     std::fs::write(
@@ -140,12 +140,53 @@ fn a_bad_field_template_and_the_relay_with_fields_stop_the_start() {
             .unwrap();
         assert!(!out.status.success(), "{command} started");
         let err = String::from_utf8_lossy(&out.stderr);
-        let want = if command == "serve" {
-            "`ship.fields.path`: unknown variable `$nope`"
-        } else {
-            "`ship.fields`"
-        };
-        assert!(err.contains(want), "{command}: {err}");
+        assert!(
+            err.contains("`ship.fields.path`") && err.contains("nope"),
+            "{command}: {err}"
+        );
+    }
+}
+
+/// The relay renders the fields from each message, in syslog templates' language.
+#[test]
+fn the_relay_renders_fields_from_each_message() {
+    let redis = Redis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("pixelpipe.toml");
+    std::fs::write(
+        &config,
+        "[ship]\nsink = \"stream\"\n[ship.fields]\nhost = \"$HOST\"\nprogram = \"$PROGRAM\"\n",
+    )
+    .unwrap();
+    let tcp = free_port();
+    let _relay = Pixelpipe::start(
+        &dir.path().join("data"),
+        &[
+            "--config",
+            &config.display().to_string(),
+            "--redis",
+            &redis.url(),
+            "relay",
+            "--tcp",
+            &format!("127.0.0.1:{tcp}"),
+        ],
+    );
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", tcp)).unwrap();
+    for i in 0..10 {
+        writeln!(s, "<158>Nov 28 12:00:00 web{i} pixel: 1.000,id={i}").unwrap();
+    }
+    s.flush().unwrap();
+    wait_until("the relayed entries", Duration::from_secs(10), || {
+        redis.stream("pixel").len() >= 10
+    });
+    let entries = redis.stream("pixel");
+    assert_eq!(entries.len(), 10);
+    assert_exactly_once(&redis.stream_records("pixel"), &(0..10).collect::<Vec<_>>());
+    for e in &entries {
+        let id = e["r"].rsplit('=').next().unwrap();
+        assert_eq!(e["host"], format!("web{id}"), "{e:?}");
+        assert_eq!(e["program"], "pixel", "{e:?}");
+        assert_eq!(e.len(), 3, "{e:?}");
     }
 }
 

@@ -21,8 +21,6 @@ use crate::ship::sink::RefusedPolicy;
 pub enum RelayAppError {
     #[error("no sources: give --unix PATH, --udp HOST:PORT or --tcp HOST:PORT, or [[relay.sources]] in the configuration")]
     NoSources,
-    #[error("bad configuration: `ship.fields`: named stream fields are rendered from HTTP hits; the relay writes the record (`r`) alone")]
-    Fields,
     #[error(transparent)]
     Relay(#[from] RelayError),
     #[error("bad relay route: {0}")]
@@ -45,10 +43,6 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     if config.relay.sources.is_empty() {
         return Err(RelayAppError::NoSources);
     }
-    // The relay renders no fields: its records must not go to a log expecting them.
-    if !config.ship.fields.is_empty() {
-        return Err(RelayAppError::Fields);
-    }
     // First of all: SIGHUP's default action ends the process, and `logrotate` may send
     // one as soon as the files exist.
     let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
@@ -58,7 +52,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         .ok();
     let keys = KeyGuard::new(&config.relay.key_pattern, &config.analytics.prefix)
         .map_err(|e| RouteError::KeyPattern(e.to_string()))?;
-    let router = Arc::new(Router::new(&config.relay.routes, keys)?);
+    let router =
+        Arc::new(Router::new(&config.relay.routes, keys)?.with_fields(&config.ship.fields)?);
     // Sockets are bound before anything else starts, so that a source that cannot listen
     // stops the relay before it opens the log.
     let bound = relay::bind_all(&config.relay.sources)?;

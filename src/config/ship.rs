@@ -44,7 +44,8 @@ pub struct ShipConfig {
     /// data folder. Each collector needs its own.
     pub instance_id: String,
     /// Stream sink: named fields added to each entry next to `r`, name → template (the
-    /// source's own language: `$uri` for `serve`), rendered when the record is.
+    /// source's own language: `$uri` for `serve`, `$HOST` for `relay`), rendered when the
+    /// record is.
     pub fields: BTreeMap<String, String>,
 }
 

@@ -11,6 +11,7 @@ use super::key::{KeyRejection, LastAccepted};
 use super::metrics::SourceMetrics;
 use super::received::Received;
 use super::route::{Destination, Route, Router};
+use crate::log::entry::Framer;
 use crate::log::{Appender, LogError, Ticket};
 use crate::syslog::parse;
 
@@ -145,7 +146,17 @@ impl Ingest {
                     }
                 }
                 value.clear();
-                v.render(&record, value);
+                if router.fields.is_empty() {
+                    v.render(&record, value);
+                } else {
+                    let mut framer = Framer::start(value);
+                    v.render(&record, value);
+                    for (name, field) in &router.fields {
+                        framer.field(value, name.as_bytes());
+                        field.render(&record, value);
+                    }
+                    framer.finish(value);
+                }
                 match appender.append(key, value) {
                     Ok(t) => {
                         tally.to_redis += 1;

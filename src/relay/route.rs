@@ -1,5 +1,6 @@
 //! The compiled routes: filters evaluated per message, templates compiled once.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::file::FileSink;
@@ -95,9 +96,25 @@ pub struct Router {
     /// Where a message whose key is refused goes instead: the first file route (the
     /// original routes' `other_file`).
     pub refused_key_route: Option<usize>,
+    /// `[ship.fields]`, in name order: rendered from each message next to a Redis
+    /// route's value, for the stream sink.
+    pub fields: Vec<(String, Template)>,
 }
 
 impl Router {
+    /// Adds the named stream fields (`[ship.fields]`), compiled in syslog templates'
+    /// language; an error names the field.
+    pub fn with_fields(mut self, fields: &BTreeMap<String, String>) -> Result<Router, RouteError> {
+        for (name, source) in fields {
+            let template = compile(source).map_err(|source| RouteError::Template {
+                field: format!("ship.fields.{name}"),
+                source,
+            })?;
+            self.fields.push((name.clone(), template));
+        }
+        Ok(self)
+    }
+
     /// Compiles the routes (the only place their templates are compiled) and opens
     /// their files (a file shared by several routes is opened once).
     pub fn new(config: &Routes, keys: KeyGuard) -> Result<Router, RouteError> {
@@ -155,6 +172,7 @@ impl Router {
             files,
             keys,
             refused_key_route,
+            fields: Vec::new(),
         })
     }
 
