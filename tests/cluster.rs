@@ -183,6 +183,32 @@ fn wait_consumed(
     }
 }
 
+/// Waits until the stream's shards hold more than `n` entries (the load is under way).
+fn wait_for_entries(cluster: &Cluster, n: usize) {
+    wait_until(
+        "some entries in the stream",
+        Duration::from_secs(30),
+        || stream_len(cluster) > n,
+    );
+}
+
+/// Moves the slot of shard 2 to another master (the first 300 slots of its master,
+/// 5461–5760, hold it: slot 5649), and checks that it moved.
+fn move_shard_two(cluster: &Cluster) {
+    let from = cluster.master_of("pixel:{2}");
+    let to = cluster
+        .live_ports()
+        .into_iter()
+        .find(|&p| p != from && cluster.is_master(p))
+        .unwrap();
+    cluster.reshard(from, to, 300);
+    assert_ne!(
+        cluster.master_of("pixel:{2}"),
+        from,
+        "the shard's slot moved"
+    );
+}
+
 #[test]
 fn two_collectors_two_consumers_exactly_once_while_slots_move() {
     let _serial = serial();
@@ -195,26 +221,10 @@ fn two_collectors_two_consumers_exactly_once_while_slots_move() {
 
     let n = 3000;
     let hits = load(a.addr, b.addr, n);
-    wait_until(
-        "some entries in the stream",
-        Duration::from_secs(30),
-        || stream_len(&cluster) > 500,
-    );
-    // Move the slot of shard 2 (the first 300 slots of its master, 5461–5760, hold it: slot 5649) to another master under load.
-    let from = cluster.master_of("pixel:{2}");
-    let to = cluster
-        .live_ports()
-        .into_iter()
-        .find(|&p| p != from && cluster.is_master(p))
-        .unwrap();
-    cluster.reshard(from, to, 300);
+    wait_for_entries(&cluster, 500);
+    move_shard_two(&cluster);
     let answered = hits.join().unwrap();
     assert_eq!(answered.len() as u64, 2 * n, "every hit answered 200");
-    assert_ne!(
-        cluster.master_of("pixel:{2}"),
-        from,
-        "the shard's slot moved"
-    );
 
     let seen = wait_consumed(&[&c1, &c2], &[&a, &b], &answered);
     let twice: Vec<_> = seen.iter().filter(|(_, &k)| k > 1).collect();
@@ -244,11 +254,7 @@ fn a_master_killed_under_load_loses_nothing_with_wait_replicas() {
 
     let n = 3000;
     let hits = load(a.addr, b.addr, n);
-    wait_until(
-        "some entries in the stream",
-        Duration::from_secs(30),
-        || stream_len(&cluster) > 500,
-    );
+    wait_for_entries(&cluster, 500);
     let victim = cluster.master_of("pixel:{1}");
     cluster.kill9(victim);
     cluster.wait_failover("pixel:{1}");
@@ -340,11 +346,7 @@ fn failover_without_wait_replicas_measured() {
     let b = collector(&cluster, dir.path(), "b", "0");
     let n = 20_000;
     let hits = load(a.addr, b.addr, n);
-    wait_until(
-        "some entries in the stream",
-        Duration::from_secs(30),
-        || stream_len(&cluster) > 5000,
-    );
+    wait_for_entries(&cluster, 5000);
     let victim = cluster.master_of("pixel:{1}");
     cluster.kill9(victim);
     cluster.wait_failover("pixel:{1}");
@@ -414,18 +416,7 @@ fn plain_tail_reads_every_shard_of_a_list_on_the_cluster() {
         tail.lines().len() > 500
     });
     // Shard 2's slot moves to another master while tail reads (and blocks on) it.
-    let from = cluster.master_of("pixel:{2}");
-    let to = cluster
-        .live_ports()
-        .into_iter()
-        .find(|&p| p != from && cluster.is_master(p))
-        .unwrap();
-    cluster.reshard(from, to, 300);
-    assert_ne!(
-        cluster.master_of("pixel:{2}"),
-        from,
-        "the shard's slot moved"
-    );
+    move_shard_two(&cluster);
     let answered = hits.join().unwrap();
     assert_eq!(answered.len(), 6000, "every hit answered 200");
     let seen = wait_consumed(&[&tail], &[&serve], &answered);
