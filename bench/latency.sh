@@ -4,11 +4,15 @@
 #   bench/latency.sh [seconds] [rates]        (defaults: 10 s, "1000 5000 20000")
 #
 # wrk runs a closed loop (a new request once an answer is back), which hides queueing;
-# here bench/latency/paced.rs (std only, built with rustc) sends requests at a fixed rate
-# whether answers came back or not, each carrying its send time in µs (`t=` in the
-# query). In one run, one after the other, two setups each get a fresh redis-server:
+# here bench/latency/paced.rs (std only, built with rustc; one thread driving all the
+# connections) sends requests at a fixed rate whether answers came back or not, each
+# carrying its send time in µs (`t=` in the query). In one run, one after the other, two
+# setups each get a fresh redis-server:
 #   1. pixelpipe serve as configured by default (the shipper ships as soon as it is idle)
-#   2. the same with `ship.linger = "5ms"` (the shipper waits 5 ms after a partial batch)
+#   2. the same with `ship.linger = "5ms"` (the shipper waits 5 ms after a partial batch);
+#      or, with second_name=NAME second_env="VAR=VALUE…" in the environment, the default
+#      with those settings (second_env=PIXELPIPE_SHIP__LINGER=0s: the default twice, to
+#      see how much two runs of the same thing differ on this machine)
 # For each rate, the time a record became visible in Redis is Redis's own clock from
 # `redis-cli monitor` (the moment it ran the LPUSH), and the time `pixelpipe tail` printed
 # it is stamped as its line is read; all on this machine's wall clock. Prints per setup
@@ -82,7 +86,7 @@ header() {
 }
 
 run default >"$work/default.rows"
-run linger-5ms PIXELPIPE_SHIP__LINGER=5ms >"$work/linger.rows"
+run "${second_name:-linger-5ms}" ${second_env:-PIXELPIPE_SHIP__LINGER=5ms} >"$work/linger.rows"
 echo
 echo "== results: open-loop paced load, $secs s per rate, $conns keep-alive connections, $(nproc) cores shared by client, server, Redis and tail"
 echo "   R = hit sent → LPUSH run by Redis, T = hit sent → printed by pixelpipe tail (ms); ans = answer latency seen by the client"

@@ -180,6 +180,11 @@ impl Reader {
         })
     }
 
+    /// The log's bytes past `pos`.
+    pub fn unread_from(&self, pos: u64) -> u64 {
+        self.log.end().saturating_sub(pos)
+    }
+
     /// The bytes `records` records are expected to take, with an eighth to spare.
     fn guess(&self, records: usize) -> usize {
         let bytes = records.saturating_mul(self.record_bytes);
