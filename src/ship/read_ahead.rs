@@ -103,3 +103,58 @@ impl ReadAhead {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::config::LogConfig;
+    use crate::log::{entry, Log};
+
+    /// Appends `n` records numbered from `first`; returns the log's end.
+    fn append(log: &Log, first: usize, n: usize) -> u64 {
+        let mut buf = Vec::new();
+        for i in first..first + n {
+            entry::encode(&mut buf, b"pixel", format!("1.000,id={i:06}").as_bytes());
+        }
+        log.write(&buf, n as u64).unwrap()
+    }
+
+    fn ids(batch: &Batch) -> Vec<String> {
+        batch
+            .entries()
+            .map(|e| String::from_utf8_lossy(e.value).into_owned())
+            .collect()
+    }
+
+    /// A backlog is read on the blocking pool, one batch ahead; the tail in place. Either
+    /// way the batches follow each other record for record.
+    #[tokio::test(flavor = "current_thread")]
+    async fn backlog_and_tail_reads_hand_out_every_record_once_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Arc::new(Log::open(&dir.path().join("log"), LogConfig::default(), 0).unwrap());
+        // ~200 KiB: the first reads are of a backlog, the last ones of the tail.
+        let total = 8_000;
+        let end = append(&log, 0, total);
+        assert!(end > 3 * HOT_BYTES);
+        let mut reads = ReadAhead::new(Reader::new(log.clone()), 1_000, 4 << 20);
+        let (mut pos, mut seen) = (0, Vec::new());
+        while pos < end {
+            let batch = reads.read(pos).await.unwrap();
+            assert_eq!(batch.start, pos, "no gap between batches");
+            assert!(!batch.is_empty());
+            // As the shipper does while catching up.
+            reads.start(batch.end);
+            seen.extend(ids(&batch));
+            pos = batch.end;
+        }
+        // New records after the backlog: read in place, just as whole.
+        let end = append(&log, total, 5);
+        let batch = reads.read(pos).await.unwrap();
+        seen.extend(ids(&batch));
+        assert_eq!(batch.end, end);
+        let want: Vec<String> = (0..total + 5).map(|i| format!("1.000,id={i:06}")).collect();
+        assert_eq!(seen, want);
+    }
+}
