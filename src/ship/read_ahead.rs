@@ -53,7 +53,7 @@ impl ReadAhead {
     /// The next batch at or after `pos`: the one read ahead if it started there and found
     /// records, else a new read.
     pub async fn read(&mut self, pos: u64) -> Result<Batch, LogError> {
-        let (reader, ahead) = match self.slot.take().expect("a slot between reads") {
+        let (mut reader, ahead) = match self.slot.take().expect("a slot between reads") {
             Slot::Idle(reader) => (reader, None),
             Slot::Reading { pos: from, task } => {
                 let (reader, result) = task.await.expect("reading the log does not panic");
@@ -68,7 +68,6 @@ impl ReadAhead {
             }
         }
         let (reader, result) = if reader.unread_from(pos) <= HOT_BYTES {
-            let mut reader = reader;
             let result = reader.read(
                 pos,
                 self.max_records,
