@@ -6,11 +6,11 @@
 mod common;
 
 use std::collections::{HashMap, HashSet};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::Duration;
 
-use common::consume::{push, Tail};
-use common::{run_ok, wait_until, Redis, BIN};
+use common::consume::{push, tail_with_env, Tail};
+use common::{wait_until, Redis};
 
 const SHARDS: [&str; 3] = ["pixel:{0}", "pixel:{1}", "pixel:{2}"];
 const ENV: [(&str, &str); 1] = [("PIXELPIPE_SHIP__SHARDS", "3")];
@@ -28,15 +28,7 @@ fn fill(redis: &Redis, per_shard: usize) {
 
 /// `pixelpipe tail <args>` with three shards, run to completion.
 fn tail3(redis: &Redis, args: &[&str]) -> Output {
-    run_ok(
-        Command::new(BIN)
-            .arg("--redis")
-            .arg(redis.url())
-            .arg("tail")
-            .args(args)
-            .env("RUST_LOG", "info")
-            .envs(ENV),
-    )
+    tail_with_env(redis, args, &ENV)
 }
 
 fn start3(redis: &Redis, dir: &std::path::Path, name: &str, args: &[&str]) -> Tail {

@@ -22,13 +22,19 @@ pub fn push(redis: &Redis, key: &str, records: &[String]) {
 
 /// Runs `pixelpipe --redis … tail <args>` to completion.
 pub fn tail(redis: &Redis, args: &[&str]) -> Output {
+    tail_with_env(redis, args, &[])
+}
+
+/// [`tail`] with settings in the environment.
+pub fn tail_with_env(redis: &Redis, args: &[&str], env: &[(&str, &str)]) -> Output {
     run_ok(
         Command::new(BIN)
             .arg("--redis")
             .arg(redis.url())
             .arg("tail")
             .args(args)
-            .env("RUST_LOG", "info"),
+            .env("RUST_LOG", "info")
+            .envs(env.iter().copied()),
     )
 }
 
