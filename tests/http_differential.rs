@@ -1,8 +1,9 @@
 //! `pixelpipe serve` side by side with Debian's nginx serving the recipe's pixel
 //! (`empty_gif` at `/pixel.gif`, every other path 404), both with their default limits.
 //! Every request of the public corpora in `tests/corpus/http/` is sent, on a connection of
-//! its own, to each; the statuses answered and the records written (`$args` of each hit)
-//! must be the same, except for the known differences listed below, each with its reason.
+//! its own, to each; the statuses answered and the records written (`$args $uri
+//! $request_uri` of each hit: the query, the decoded and normalised path, the target as
+//! sent, fragment included) must be the same, except for the known differences listed below, each with its reason.
 //! A listed case that stops differing fails too: the list (and the README's
 //! compatibility section, which repeats it) must stay true.
 
@@ -65,7 +66,7 @@ fn corpora_answered_as_nginx_answers_them() {
     assert!(cases.len() > 200, "only {} cases read", cases.len());
 
     let nginx = Nginx::start_with(
-        "  log_format diff \"$status $args\";",
+        "  log_format diff \"$status $args $uri $request_uri\";",
         "    location = /pixel.gif {\n      empty_gif;\n      access_log {dir}/hits.log diff;\n    }\n\
              location / {\n      return 404;\n    }\n",
     );
@@ -81,7 +82,7 @@ fn corpora_answered_as_nginx_answers_them() {
             "--listen",
             &listen,
             "--format",
-            "$args",
+            "$args $uri $request_uri",
         ],
     );
     let nginx_addr: SocketAddr = format!("127.0.0.1:{}", nginx.port).parse().unwrap();

@@ -13,6 +13,10 @@ pub struct Hit<'a> {
     pub method: &'a str,
     /// The request target as received, e.g. `/pixel.gif?foo=bar`.
     pub target: &'a [u8],
+    /// The target with its fragment, if one was sent (`$request_uri`).
+    pub request_uri: &'a [u8],
+    /// Its path, percent-decoded and normalised (`$uri`).
+    pub path: &'a [u8],
     /// The client's address as recorded: behind trusted proxies, anonymised.
     pub remote_addr: IpAddr,
     pub headers: &'a [httparse::Header<'a>],
@@ -33,6 +37,14 @@ impl HitFields for Hit<'_> {
 
     fn target(&self) -> &[u8] {
         self.target
+    }
+
+    fn request_uri(&self) -> &[u8] {
+        self.request_uri
+    }
+
+    fn uri(&self) -> &[u8] {
+        self.path
     }
 
     fn remote_addr(&self) -> IpAddr {

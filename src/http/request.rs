@@ -65,8 +65,10 @@ pub fn headers<'b>() -> Headers<'b> {
 pub struct Request<'b, 'h> {
     pub method: &'b str,
     /// The request target in origin form (`/path?query`), absolute form reduced to it,
-    /// without a fragment: `$request_uri`, and `$args` after its `?`.
+    /// without a fragment: `$args` after its `?`.
     pub target: &'b [u8],
+    /// The same with the fragment, if one was sent: `$request_uri`, as nginx logs it.
+    pub request_uri: &'b [u8],
     /// The path, percent-decoded and normalised: what is matched against the endpoint.
     pub path: Cow<'b, [u8]>,
     pub headers: &'h [httparse::Header<'b>],
@@ -101,6 +103,7 @@ pub fn parse<'b, 'h>(
                 Request {
                     method: head.method,
                     target: head.target,
+                    request_uri: head.request_uri,
                     path: head.path,
                     headers,
                     keep_alive: head.keep_alive,
@@ -132,6 +135,7 @@ impl From<Reply> for Stop {
 struct Head<'b> {
     method: &'b str,
     target: &'b [u8],
+    request_uri: &'b [u8],
     path: Cow<'b, [u8]>,
     keep_alive: bool,
     expect_continue: bool,
@@ -238,6 +242,7 @@ fn parse_inner<'b>(
     let head = Head {
         method: line.method,
         target: line.target,
+        request_uri: line.request_uri,
         path,
         keep_alive,
         expect_continue: continue_now,
@@ -258,6 +263,8 @@ struct RequestLine<'b> {
     method: &'b str,
     /// Origin form, without the fragment.
     target: &'b [u8],
+    /// Origin form, fragment included.
+    request_uri: &'b [u8],
     /// The target's path, as sent.
     path: &'b [u8],
     minor: u32,
@@ -353,14 +360,15 @@ impl<'b> RequestLine<'b> {
         if !(rest.is_empty() || rest == b"\r") {
             return Err(Reply::BadRequest);
         }
-        let target = origin_form(target_all);
+        let request_uri = origin_form(target_all);
         // The fragment is neither path nor query.
-        let target = &target[..memchr(b'#', target).unwrap_or(target.len())];
+        let target = &request_uri[..memchr(b'#', request_uri).unwrap_or(request_uri.len())];
         let path = &target[..memchr(b'?', target).unwrap_or(target.len())];
         let method = std::str::from_utf8(method).map_err(|_| Reply::BadRequest)?;
         Ok(Some(RequestLine {
             method,
             target,
+            request_uri,
             path,
             minor,
             len: end + 1,

@@ -297,7 +297,7 @@ fn beacon(
         record.clear();
         endpoint
             .template
-            .render(&hit(inc, &target, Some(inc.body), &facts), record);
+            .render(&hit(inc, &target, &target, Some(inc.body), &facts), record);
         records.push(record.clone());
     }
     match appender.append_all(&endpoint.key, &records) {
@@ -311,9 +311,12 @@ fn beacon(
     }
 }
 
+/// A beacon's event is recorded as a hit on `path?query&event`: that is its `target` and
+/// its `request_uri`; a GIF hit's are the request's own.
 fn hit<'a>(
     inc: &'a Incoming<'_, '_, '_>,
     target: &'a [u8],
+    request_uri: &'a [u8],
     body: Option<&'a [u8]>,
     facts: &'a Facts,
 ) -> Hit<'a> {
@@ -321,6 +324,8 @@ fn hit<'a>(
         time: inc.now,
         method: inc.req.method,
         target,
+        request_uri,
+        path: inc.path,
         remote_addr: facts.remote_addr,
         headers: inc.req.headers,
         body,
@@ -369,9 +374,10 @@ fn record_one(
         Err(answer) => return answer,
     };
     record.clear();
-    endpoint
-        .template
-        .render(&hit(inc, inc.req.target, None, &facts), record);
+    endpoint.template.render(
+        &hit(inc, inc.req.target, inc.req.request_uri, None, &facts),
+        record,
+    );
     match appender.append(&endpoint.key, record) {
         Ok(ticket) => Routed {
             reply,

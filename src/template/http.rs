@@ -34,8 +34,13 @@ pub trait HitFields {
     /// When the hit arrived.
     fn time(&self) -> SystemTime;
     fn method(&self) -> &str;
-    /// The request target as received, e.g. `/pixel.gif?foo=bar`.
+    /// The request target as received, e.g. `/pixel.gif?foo=bar`, without a fragment.
     fn target(&self) -> &[u8];
+    /// The target with its fragment, if one was sent: `$request_uri`.
+    fn request_uri(&self) -> &[u8];
+    /// The path as nginx's `$uri` holds it: percent-decoded and normalised (`//`
+    /// merged, `.` and `..` resolved), no query.
+    fn uri(&self) -> &[u8];
     fn remote_addr(&self) -> IpAddr;
     /// The value of the request header `name` (lower case, e.g. `user-agent`), if sent.
     fn header(&self, name: &str) -> Option<&[u8]>;
@@ -301,8 +306,8 @@ impl Var {
             Var::TimeIso8601 => write_time(out, hit, local, "%Y-%m-%dT%H:%M:%S%:z"),
             Var::TimeLocal => write_time(out, hit, local, "%d/%b/%Y:%H:%M:%S %z"),
             Var::Args => escaped(out, args(hit.target()), delim),
-            Var::RequestUri => escaped(out, Some(hit.target()), delim),
-            Var::Uri => escaped(out, Some(path(hit.target())), delim),
+            Var::RequestUri => escaped(out, Some(hit.request_uri()), delim),
+            Var::Uri => escaped(out, Some(hit.uri()), delim),
             Var::RequestMethod => escaped(out, Some(hit.method().as_bytes()), delim),
             Var::Body => escaped(out, hit.body(), delim),
             Var::Header(name) => escaped(out, hit.header(name), delim),
@@ -316,14 +321,6 @@ fn escaped(out: &mut Vec<u8>, value: Option<&[u8]>, delim: Option<u8>) {
     match value {
         Some(v) => super::escape_into(out, v, delim),
         None => out.push(b'-'),
-    }
-}
-
-/// The target without its query: `$uri`.
-fn path(target: &[u8]) -> &[u8] {
-    match target.iter().position(|&b| b == b'?') {
-        Some(i) => &target[..i],
-        None => target,
     }
 }
 
@@ -408,6 +405,13 @@ mod tests {
         }
         fn target(&self) -> &[u8] {
             self.target
+        }
+        fn request_uri(&self) -> &[u8] {
+            self.target
+        }
+        fn uri(&self) -> &[u8] {
+            // The tests' targets are normalised already.
+            self.target.split(|&b| b == b'?').next().unwrap_or_default()
         }
         fn remote_addr(&self) -> IpAddr {
             "127.0.0.1".parse().unwrap()
