@@ -1,5 +1,6 @@
 //! The relay's file destination can block (a full disk, a FIFO nobody reads): its writes
-//! happen on a thread of their own, so the Redis routes of every source go on.
+//! happen on a thread of their own, so the Redis routes of every source go on. And
+//! randomly mutated messages are relayed or counted, with nothing else changing.
 
 mod common;
 
@@ -112,5 +113,99 @@ fn a_refused_key_is_dead_lettered_and_does_not_stall_the_others() {
     assert_eq!(
         relay.metric("pixelpipe_dead_lettered_records_total", ""),
         10.0
+    );
+}
+
+/// Messages mutated at random (bytes cut, inserted, flipped; priorities, brackets, quotes,
+/// octet counts spliced in) from nginx's line, RFC 5424 and RFC 3164 examples, over UDP and
+/// TCP: each is routed, counted as malformed, or ends its TCP connection (bad framing),
+/// the relay never panics, logs nothing per message, and relays the next one as before.
+#[test]
+fn mutated_messages_are_relayed_or_counted_and_nothing_else_changes() {
+    let redis = Redis::start();
+    let relay = common::relay::Relay::start(&redis, &[]);
+    let seeds: [&[u8]; 5] = [
+        b"<158>Nov 28 12:00:00 pixel: 1795811017.123,foo=bar&baz=1",
+        b"<158>1 2026-11-28T12:00:00.123456+01:00 host pixel 123 ID47 [ex@32473 a=\"b\\\"c\"] 1.000,a=1",
+        b"<34>Oct 11 22:14:15 mymachine su[230]: 'su root' failed for lonvick on /dev/pts/8",
+        b"<13>1 - - - - - -",
+        b"<190>2026-11-28T12:00:00Z host pixel[1]: \xef\xbb\xbfhello",
+    ];
+    let tokens: [&[u8]; 12] = [
+        b"<",
+        b">",
+        b"[",
+        b"]",
+        b"\"",
+        b"\\",
+        b"\n",
+        b"\0",
+        b" ",
+        b"<999>",
+        b"99999999999 ",
+        b"\xff",
+    ];
+    // xorshift64: the same cases on every run.
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut next = move |n: usize| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state % n as u64) as usize
+    };
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut tcp: Option<std::net::TcpStream> = None;
+    let cases = 3_000;
+    for _ in 0..cases {
+        let mut m = seeds[next(seeds.len())].to_vec();
+        for _ in 0..1 + next(5) {
+            let at = next(m.len() + 1);
+            match next(4) {
+                0 if at < m.len() => {
+                    let end = (at + 1 + next(6)).min(m.len());
+                    m.drain(at..end);
+                }
+                1 if at < m.len() => m[at] = next(256) as u8,
+                2 => {
+                    let noise: Vec<u8> = (0..1 + next(30)).map(|_| next(256) as u8).collect();
+                    m.splice(at..at, noise);
+                }
+                _ => {
+                    m.splice(at..at, tokens[next(tokens.len())].iter().copied());
+                }
+            }
+        }
+        udp.send_to(&m, ("127.0.0.1", relay.udp)).unwrap();
+        let s = tcp.get_or_insert_with(|| std::net::TcpStream::connect(relay.tcp_addr()).unwrap());
+        let framed = if next(2) == 0 {
+            [format!("{} ", m.len()).into_bytes(), m].concat()
+        } else {
+            [m, b"\n".to_vec()].concat()
+        };
+        // Bad framing ends the connection, as with syslog-ng: the next message opens another.
+        if s.write_all(&framed).is_err() {
+            tcp = None;
+        }
+    }
+    drop(tcp);
+    let mut s = std::net::TcpStream::connect(relay.tcp_addr()).unwrap();
+    writeln!(s, "<158>Nov 28 12:00:00 web1 pixel: 1.000,after=mutations").unwrap();
+    // Records are bytes as sent (syslog carries no encoding): read them as such.
+    wait_until("the next message in Redis", Duration::from_secs(10), || {
+        let records: Vec<Vec<u8>> = redis::cmd("LRANGE")
+            .arg("pixel")
+            .arg(0)
+            .arg(-1)
+            .query(&mut redis.conn())
+            .unwrap();
+        records.iter().any(|r| r == b"1.000,after=mutations")
+    });
+    assert!(relay.counter("pixelpipe_relay_malformed_total") > 0.0);
+    let log = relay.process.stderr();
+    assert!(!log.contains("panicked"), "{log}");
+    assert!(
+        log.lines().count() < 30,
+        "a log line per bad message? {} lines for {cases} messages",
+        log.lines().count()
     );
 }
