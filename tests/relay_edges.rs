@@ -8,6 +8,7 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::time::Duration;
 
+use common::mutate::Mutator;
 use common::*;
 
 #[test]
@@ -145,39 +146,15 @@ fn mutated_messages_are_relayed_or_counted_and_nothing_else_changes() {
         b"99999999999 ",
         b"\xff",
     ];
-    // xorshift64: the same cases on every run.
-    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
-    let mut next = move |n: usize| {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        (state % n as u64) as usize
-    };
+    let mut mutator = Mutator::new(0x9e37_79b9_7f4a_7c15);
     let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let mut tcp: Option<std::net::TcpStream> = None;
     let cases = 3_000;
     for _ in 0..cases {
-        let mut m = seeds[next(seeds.len())].to_vec();
-        for _ in 0..1 + next(5) {
-            let at = next(m.len() + 1);
-            match next(4) {
-                0 if at < m.len() => {
-                    let end = (at + 1 + next(6)).min(m.len());
-                    m.drain(at..end);
-                }
-                1 if at < m.len() => m[at] = next(256) as u8,
-                2 => {
-                    let noise: Vec<u8> = (0..1 + next(30)).map(|_| next(256) as u8).collect();
-                    m.splice(at..at, noise);
-                }
-                _ => {
-                    m.splice(at..at, tokens[next(tokens.len())].iter().copied());
-                }
-            }
-        }
+        let m = mutator.mutate(&seeds, &tokens);
         udp.send_to(&m, ("127.0.0.1", relay.udp)).unwrap();
         let s = tcp.get_or_insert_with(|| std::net::TcpStream::connect(relay.tcp_addr()).unwrap());
-        let framed = if next(2) == 0 {
+        let framed = if mutator.below(2) == 0 {
             [format!("{} ", m.len()).into_bytes(), m].concat()
         } else {
             [m, b"\n".to_vec()].concat()

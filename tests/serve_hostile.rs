@@ -10,6 +10,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
+use common::mutate::Mutator;
 use common::{free_port, http_get, raw_request, wait_until, Pixelpipe, Redis};
 
 fn serve(env: &[(&str, &str)]) -> (Pixelpipe, SocketAddr, Redis, tempfile::TempDir) {
@@ -130,35 +131,11 @@ fn mutated_requests_are_answered_or_refused_and_nothing_else_changes() {
         b"\\u0000",
         b"ffffffffffffffff\r\n",
     ];
-    // xorshift64: the same cases on every run.
-    let mut state = 0x2545_f491_4f6c_dd1d_u64;
-    let mut next = move |n: usize| {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        (state % n as u64) as usize
-    };
+    let mut mutator = Mutator::new(0x2545_f491_4f6c_dd1d);
     let cases = 1_500;
     let mut statuses = std::collections::BTreeMap::<String, usize>::new();
     for _ in 0..cases {
-        let mut req = seeds[next(seeds.len())].to_vec();
-        for _ in 0..1 + next(6) {
-            let at = next(req.len() + 1);
-            match next(4) {
-                0 if at < req.len() => {
-                    let end = (at + 1 + next(8)).min(req.len());
-                    req.drain(at..end);
-                }
-                1 if at < req.len() => req[at] = next(256) as u8,
-                2 => {
-                    let noise: Vec<u8> = (0..1 + next(20)).map(|_| next(256) as u8).collect();
-                    req.splice(at..at, noise);
-                }
-                _ => {
-                    req.splice(at..at, tokens[next(tokens.len())].iter().copied());
-                }
-            }
-        }
+        let req = mutator.mutate(&seeds, &tokens);
         let answer = send_and_close(addr, &req);
         assert!(
             answer.is_empty() || answer.starts_with(b"HTTP/1.1 "),

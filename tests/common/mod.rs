@@ -13,6 +13,7 @@ pub mod chromium;
 pub mod cluster;
 pub mod consume;
 pub mod corpus;
+pub mod mutate;
 pub mod relay;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_pixelpipe");
