@@ -7,7 +7,7 @@ mod common;
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::*;
 
@@ -42,6 +42,31 @@ fn serve(data: &Path, redis: &Redis, addr: SocketAddr, env: &[(&str, &str)]) -> 
         ],
         env,
     )
+}
+
+/// The restarted collector takes its port back. Its port came from the kernel's ephemeral
+/// range, so once its listener closed, the kernel may hand it to one of this test's own
+/// outgoing connections for a moment (a real bind fails then too): try again until free.
+fn serve_again(data: &Path, redis: &Redis, addr: SocketAddr, env: &[(&str, &str)]) -> Pixelpipe {
+    let args = [
+        "--redis",
+        &redis.url(),
+        "serve",
+        "--listen",
+        &addr.to_string(),
+    ];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match Pixelpipe::try_start_with_env(data, &args, env) {
+            Ok(p) => return p,
+            Err(log)
+                if log.contains("another process listens there") && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(log) => panic!("pixelpipe exited at start: {log}"),
+        }
+    }
 }
 
 /// Runs four collectors under load, restarts the first mid-load, and checks every
@@ -81,7 +106,7 @@ fn four_collectors_one_key(env: &[(&str, &str)], stop: Stop, records: fn(&Redis)
         Stop::Kill => first.process.kill9(),
         Stop::Term => assert!(first.process.terminate(Duration::from_secs(15)).success()),
     }
-    first.process = serve(&first.data, &redis, first.addr, env);
+    first.process = serve_again(&first.data, &redis, first.addr, env);
     let answered: Vec<u64> = loads.into_iter().flat_map(|l| l.join().unwrap()).collect();
     assert!(
         answered.len() as u64 > COLLECTORS * IDS_EACH / 2,

@@ -249,6 +249,16 @@ impl Pixelpipe {
     }
 
     pub fn start_with_env(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Pixelpipe {
+        Pixelpipe::try_start_with_env(data_dir, args, env)
+            .unwrap_or_else(|log| panic!("pixelpipe exited at start:\n{log}"))
+    }
+
+    /// As [`Pixelpipe::start_with_env`]; `Err` with its log when it exits at start.
+    pub fn try_start_with_env(
+        data_dir: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Pixelpipe, String> {
         let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let stderr_path = data_dir.with_extension(format!("{}.log", admin.port()));
         let stderr = std::fs::File::create(&stderr_path).expect("log file");
@@ -275,14 +285,14 @@ impl Pixelpipe {
                 break;
             }
             if let Ok(Some(status)) = p.child.try_wait() {
-                panic!("pixelpipe exited ({status}) at start:\n{}", p.stderr());
+                return Err(format!("({status})\n{}", p.stderr()));
             }
             if start.elapsed() > Duration::from_secs(20) {
                 panic!("pixelpipe did not answer /healthz:\n{}", p.stderr());
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        p
+        Ok(p)
     }
 
     pub fn stderr(&self) -> String {
