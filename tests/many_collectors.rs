@@ -30,24 +30,11 @@ struct Collector {
     process: Pixelpipe,
 }
 
+/// A collector on `addr`. The restarted one takes its port back: the port came from the
+/// kernel's ephemeral range, so once its listener closed, the kernel may hand it to one of
+/// this test's own outgoing connections for a moment (a real bind fails then too): then
+/// it tries again until the port is free.
 fn serve(data: &Path, redis: &Redis, addr: SocketAddr, env: &[(&str, &str)]) -> Pixelpipe {
-    Pixelpipe::start_with_env(
-        data,
-        &[
-            "--redis",
-            &redis.url(),
-            "serve",
-            "--listen",
-            &addr.to_string(),
-        ],
-        env,
-    )
-}
-
-/// The restarted collector takes its port back. Its port came from the kernel's ephemeral
-/// range, so once its listener closed, the kernel may hand it to one of this test's own
-/// outgoing connections for a moment (a real bind fails then too): try again until free.
-fn serve_again(data: &Path, redis: &Redis, addr: SocketAddr, env: &[(&str, &str)]) -> Pixelpipe {
     let args = [
         "--redis",
         &redis.url(),
@@ -106,7 +93,7 @@ fn four_collectors_one_key(env: &[(&str, &str)], stop: Stop, records: fn(&Redis)
         Stop::Kill => first.process.kill9(),
         Stop::Term => assert!(first.process.terminate(Duration::from_secs(15)).success()),
     }
-    first.process = serve_again(&first.data, &redis, first.addr, env);
+    first.process = serve(&first.data, &redis, first.addr, env);
     let answered: Vec<u64> = loads.into_iter().flat_map(|l| l.join().unwrap()).collect();
     assert!(
         answered.len() as u64 > COLLECTORS * IDS_EACH / 2,
