@@ -1,14 +1,15 @@
-"""What Redis spends per shipped record: the ship script against plain LPUSH.
+"""What Redis spends per shipped record: the list sink's two ways against plain LPUSH.
 
     python3 bench/catchup/script_cost.py [records per batch…]     (default: 40 300 3000)
 
 Starts its own redis-server on a free loopback port (no persistence) and sends, for each
 batch size, 1,500 batches of real-looking records three ways on one connection, one batch
 per round trip, reading Redis's own CPU time (INFO cpu) around each:
-  1. `EVALSHA ship.lua` as pixelpipe's list sink sends it (src/ship/ship.lua);
-  2. a candidate that keeps exactly-once without passing the records through Lua:
-     MULTI, LPUSH of the records, EVAL of a small script that checks the position and
-     either sets it or takes the batch back off the list (LTRIM), EXEC;
+  1. `EVALSHA ship.lua`, the script the list sink falls back to when a key holds another
+     type (src/ship/ship.lua), and the stream and cluster sinks' script;
+  2. what the list sink sends as a rule (src/ship/list_push.rs): MULTI, LPUSH of the
+     records, EVAL of src/ship/list_check.lua (checks the position and either sets it or
+     takes the batch back off the list), EXEC;
   3. plain `LPUSH` of the batch (what redis-benchmark's ceiling measures: no position).
 Prints Redis's CPU per record for each. Needs redis-server and python3 (std only).
 """
@@ -18,19 +19,11 @@ import subprocess
 import sys
 import time
 
-SHIP = open(os.path.join(os.path.dirname(__file__), "..", "..", "src", "ship", "ship.lua")).read()
-COMMIT = """
-local function le(a, b) return #a < #b or (#a == #b and a <= b) end
-local ok, cur = pcall(redis.call, 'GET', KEYS[1])
-if not ok then cur = '0' end
-cur = cur or '0'
-if le(ARGV[2], cur) or not le(cur, ARGV[1]) then
-  redis.call('LTRIM', KEYS[2], ARGV[3], -1)
-  return {'dup', cur}
-end
-redis.call('SET', KEYS[1], ARGV[2])
-return {'ok', ARGV[2]}
-"""
+SRC = os.path.join(os.path.dirname(__file__), "..", "..", "src", "ship")
+SHIP = open(os.path.join(SRC, "ship.lua")).read()
+# As the sink sends it: without its comments (Redis hashes the text on every EVAL).
+CHECK = "\n".join(l for l in open(os.path.join(SRC, "list_check.lua")).read().splitlines()
+                  if not l.lstrip().startswith("--"))
 BATCHES = 1500
 
 
@@ -85,7 +78,7 @@ def measure(c, n):
     start = c.cpu()
     for b, batch in enumerate(batches):
         c.send(enc("MULTI"), enc("LPUSH", "pixel:b", *batch),
-               enc("EVAL", COMMIT, 2, "pos:b", "pixel:b", b * n, (b + 1) * n, n), enc("EXEC"))
+               enc("EVAL", CHECK, 2, "pos:b", "pixel:b", b * n, (b + 1) * n, n), enc("EXEC"))
         c.read(), c.read(), c.read()
         assert c.read()[1][0] == b"ok"
     used.append(c.cpu() - start)

@@ -4,6 +4,7 @@
 
 pub mod backoff;
 pub mod cluster;
+pub mod list_push;
 pub mod position;
 pub mod read_ahead;
 pub mod redis_list;

@@ -1,5 +1,7 @@
-//! The Redis list sink: a batch of records and the new shipped position, applied by one
-//! Lua script (`ship.lua`), all or nothing.
+//! The Redis list sink: a batch of records and the new shipped position, applied all or
+//! nothing: as a rule by an `LPUSH` per list and a check, in one `MULTI`/`EXEC`
+//! ([`super::list_push`]), and by the Lua script `ship.lua` when a key holds another
+//! type.
 //!
 //! Why this is exactly once: this log is the only writer of its position key, and the
 //! script applies the records and the position together or not at all. It first looks at
@@ -7,19 +9,21 @@
 //! not pushed again. After a broken connection the shipper also reads the position back
 //! before sending anything ([`RedisList::connect`]).
 //!
-//! Why a script and not `MULTI`/`EXEC`: inside `EXEC`, Redis runs every queued command
-//! even when one fails (an `LPUSH` on a key holding a string answers `WRONGTYPE`), so the
-//! position `SET` applied while the records did not: they were skipped for good. The
-//! script checks the lists' types before its first write, so an error answer means
-//! nothing was applied (see `ship.lua` and the contract in [`super::sink`]). The script
-//! and its call are the ones the script sink uses too ([`super::script::call`]).
+//! Why not `MULTI`/`EXEC` with a plain `SET` of the position: inside `EXEC`, Redis runs
+//! every queued command even when one fails (an `LPUSH` on a key holding a string answers
+//! `WRONGTYPE`), so the position would move while the records did not: they would be
+//! skipped for good. The transaction's check script sees that and takes the batch back;
+//! `ship.lua` checks the lists' types before its first write. Either way an error answer
+//! means nothing was applied (the contract in [`super::sink`]). The script and its call
+//! are the ones the script sink uses too ([`super::script::call`]).
 
 use std::sync::OnceLock;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, RedisError, Script, Value};
 
+use super::list_push::{self, Pushed};
 use super::script::call::{ShipCall, Write};
 use super::sink::{RefusedPolicy, Shipped, Sink, SinkError};
 use crate::log::Batch;
@@ -39,7 +43,7 @@ fn is_broken(e: &RedisError) -> bool {
         || e.code().is_none()
 }
 
-fn classify(e: RedisError) -> SinkError {
+pub(super) fn classify(e: RedisError) -> SinkError {
     if is_broken(&e) {
         SinkError::Broken(e.to_string())
     } else {
@@ -53,7 +57,14 @@ pub struct RedisList {
     position_key: String,
     policy: RefusedPolicy,
     conn: Option<MultiplexedConnection>,
+    /// Until when batches go straight to `ship.lua`: a key held another type lately
+    /// (the relay's senders name keys), and the transaction would be pushed and taken
+    /// back each time.
+    scripted_until: Option<Instant>,
 }
+
+/// How long batches skip the transaction after it found a key of another type.
+const SCRIPTED_AFTER_REFUSAL: Duration = Duration::from_secs(10);
 
 impl RedisList {
     pub fn new(
@@ -70,6 +81,7 @@ impl RedisList {
             position_key,
             policy,
             conn: None,
+            scripted_until: None,
         }
     }
 }
@@ -99,12 +111,20 @@ impl Sink for RedisList {
     }
 
     /// Pushes the batch, `LPUSH` per list in record order, and moves the position to its
-    /// end, in one script.
+    /// end, in one transaction, or in one script when a key holds another type.
     async fn ship(&mut self, batch: &Batch) -> Result<Shipped, SinkError> {
         let Some(conn) = &mut self.conn else {
             return Err(SinkError::Broken("not connected".into()));
         };
         let ship = ShipCall::new(batch, Write::List, self.policy, <[u8]>::to_vec);
+        if self.scripted_until.is_none_or(|t| Instant::now() >= t) {
+            match list_push::push(conn, &self.position_key, &ship).await? {
+                Pushed::Done(shipped) => return Ok(shipped),
+                Pushed::Refused => {
+                    self.scripted_until = Some(Instant::now() + SCRIPTED_AFTER_REFUSAL)
+                }
+            }
+        }
         let mut call = script().prepare_invoke();
         call.key(&self.position_key);
         for key in ship.keys() {

@@ -3,10 +3,12 @@
 //! reply lost after the batch was applied, a batch that never gets an answer, a shipped
 //! position ahead of the local log.
 //!
-//! It speaks just enough RESP2 for the shipper: `GET` of the position key, the ship
-//! script by `EVALSHA` (emulated here, with the same arguments and answers as
-//! `src/ship/ship.lua`), and `LRANGE`/`LLEN` for the test to look. Everything else is
-//! answered `+OK` (connection set-up: `CLIENT SETINFO`, `SELECT`, `AUTH`).
+//! It speaks just enough RESP2 for the shipper: `GET` of the position key, a batch's
+//! `MULTI`/`LPUSH`…/`EVAL` check/`EXEC` (emulated here, with the same arguments and
+//! answers as `src/ship/list_check.lua`), the ship script by `EVALSHA` (emulated with
+//! `src/ship/ship.lua`'s), and `LLEN` for the test to look. A fault applies to one
+//! batch: one `EXEC`, or one ship script. Everything else is answered `+OK` (connection
+//! set-up: `CLIENT SETINFO`, `SELECT`, `AUTH`).
 #![allow(dead_code)]
 
 use std::collections::{HashMap, VecDeque};
@@ -16,7 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// What the fake does with one ship-script call.
+/// What the fake does with one batch (an `EXEC` or a ship-script call).
 #[derive(Debug, Clone)]
 pub enum Fault {
     /// Answer this error (RESP `-…`) and apply nothing.
@@ -35,7 +37,7 @@ pub struct State {
     pub lists: HashMap<Vec<u8>, Vec<Vec<u8>>>,
     /// Faults for the next ship-script calls, in order; once empty, calls succeed.
     pub faults: VecDeque<Fault>,
-    /// Every ship-script call received (faulted or not).
+    /// Every batch received (faulted or not).
     pub calls: usize,
     /// Connections that read a shipped position: the shipper's (the analytics connect
     /// too).
@@ -148,10 +150,29 @@ fn bulk(out: &mut Vec<u8>, b: &[u8]) {
 fn serve(conn: TcpStream, state: Arc<Mutex<State>>) {
     let mut writer = conn.try_clone().expect("clone");
     let mut reader = BufReader::new(conn);
+    // The commands of an open MULTI.
+    let mut queued: Option<Vec<Vec<Vec<u8>>>> = None;
     while let Some(args) = read_command(&mut reader) {
         let name = String::from_utf8_lossy(&args[0]).to_ascii_uppercase();
         let mut out = Vec::new();
         match name.as_str() {
+            "EXEC" => {
+                let commands = queued.take().unwrap_or_default();
+                match batch(&state, || {
+                    transaction(&commands, &mut state.lock().unwrap())
+                }) {
+                    Some(answer) => out = answer,
+                    None => return,
+                }
+            }
+            _ if queued.is_some() => {
+                queued.as_mut().unwrap().push(args);
+                out.extend_from_slice(b"+QUEUED\r\n");
+            }
+            "MULTI" => {
+                queued = Some(Vec::new());
+                out.extend_from_slice(b"+OK\r\n");
+            }
             "GET" => {
                 let pos = {
                     let mut s = state.lock().unwrap();
@@ -173,30 +194,17 @@ fn serve(conn: TcpStream, state: Arc<Mutex<State>>) {
                 out.extend_from_slice(format!(":{n}\r\n").as_bytes());
             }
             "EVALSHA" | "EVAL" => {
-                let fault = {
-                    let mut s = state.lock().unwrap();
-                    s.calls += 1;
-                    s.faults.pop_front()
+                let answer = || {
+                    let answer = ship(&args, &mut state.lock().unwrap());
+                    let mut out = format!("*{}\r\n", answer.len()).into_bytes();
+                    for a in answer {
+                        bulk(&mut out, a.as_bytes());
+                    }
+                    out
                 };
-                match fault {
-                    Some(Fault::Error(e)) => out.extend_from_slice(format!("-{e}\r\n").as_bytes()),
-                    Some(Fault::Drop) => return,
-                    Some(Fault::ApplyThenDrop) => {
-                        ship(&args, &mut state.lock().unwrap());
-                        return;
-                    }
-                    Some(Fault::ApplyThenHang) => {
-                        ship(&args, &mut state.lock().unwrap());
-                        std::thread::sleep(Duration::from_secs(3600));
-                        return;
-                    }
-                    None => {
-                        let answer = ship(&args, &mut state.lock().unwrap());
-                        out.extend_from_slice(format!("*{}\r\n", answer.len()).as_bytes());
-                        for a in answer {
-                            bulk(&mut out, a.as_bytes());
-                        }
-                    }
+                match batch(&state, answer) {
+                    Some(answer) => out = answer,
+                    None => return,
                 }
             }
             _ => out.extend_from_slice(b"+OK\r\n"),
@@ -205,6 +213,70 @@ fn serve(conn: TcpStream, state: Arc<Mutex<State>>) {
             return;
         }
     }
+}
+
+/// One batch, with the next fault if any: the answer to send, or None to close the
+/// connection. `apply` applies it and renders the answer.
+fn batch(state: &Mutex<State>, apply: impl FnOnce() -> Vec<u8>) -> Option<Vec<u8>> {
+    let fault = {
+        let mut s = state.lock().unwrap();
+        s.calls += 1;
+        s.faults.pop_front()
+    };
+    match fault {
+        Some(Fault::Error(e)) => Some(format!("-{e}\r\n").into_bytes()),
+        Some(Fault::Drop) => None,
+        Some(Fault::ApplyThenDrop) => {
+            apply();
+            None
+        }
+        Some(Fault::ApplyThenHang) => {
+            apply();
+            std::thread::sleep(Duration::from_secs(3600));
+            None
+        }
+        None => Some(apply()),
+    }
+}
+
+/// A batch's transaction (see `src/ship/list_check.lua`): `LPUSH key value…` per list,
+/// then the check `EVAL script numkeys position-key list… start end count…`. The pushes
+/// stay only when the check finds the position at the batch's start or before it.
+/// Answers `EXEC`'s array.
+fn transaction(commands: &[Vec<Vec<u8>>], s: &mut State) -> Vec<u8> {
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    let (check, pushes) = commands.split_last().expect("a check after the pushes");
+    let numkeys: usize = text(&check[2]).parse().unwrap();
+    let argv = &check[3 + numkeys..];
+    let start: u64 = text(&argv[0]).parse().unwrap();
+    let new: u64 = text(&argv[1]).parse().unwrap();
+    let status = if s.position >= new {
+        "dup"
+    } else if s.position > start {
+        "ahead"
+    } else {
+        "ok"
+    };
+    let mut out = format!("*{}\r\n", commands.len()).into_bytes();
+    for push in pushes {
+        let list = s.lists.entry(push[1].clone()).or_default();
+        let mut len = list.len() + push.len() - 2;
+        if status == "ok" {
+            for value in &push[2..] {
+                // LPUSH: newest at the head.
+                list.insert(0, value.clone());
+            }
+            len = list.len();
+        }
+        out.extend_from_slice(format!(":{len}\r\n").as_bytes());
+    }
+    if status == "ok" {
+        s.position = new;
+    }
+    out.extend_from_slice(b"*2\r\n");
+    bulk(&mut out, status.as_bytes());
+    bulk(&mut out, s.position.to_string().as_bytes());
+    out
 }
 
 /// The ship script's semantics for lists (see `src/ship/ship.lua`): arguments

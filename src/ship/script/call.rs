@@ -57,6 +57,18 @@ impl<'b> ShipCall<'b> {
         }
     }
 
+    /// The batch's keys, each with its records in log order.
+    pub fn groups(&self) -> impl Iterator<Item = (&[u8], impl ExactSizeIterator<Item = &[u8]>)> {
+        self.groups
+            .iter()
+            .map(|(key, records)| (key.as_slice(), records.iter().map(|(r, _)| *r)))
+    }
+
+    /// The batch's first position and its end.
+    pub fn span(&self) -> (u64, u64) {
+        (self.start, self.end)
+    }
+
     /// The keys after the position key: the batch's, then (dead-lettering) their
     /// dead-letter keys — `{key}:dead`, in the key's slot when the key is a shard's.
     pub fn keys(&self) -> Vec<Vec<u8>> {
@@ -165,7 +177,7 @@ impl<'b> ShipCall<'b> {
     }
 }
 
-fn text(v: Option<&Value>) -> Option<String> {
+pub fn text(v: Option<&Value>) -> Option<String> {
     match v? {
         Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
         Value::SimpleString(s) => Some(s.clone()),

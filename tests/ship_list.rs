@@ -1,0 +1,259 @@
+//! The list sink against a real `redis-server`, one batch at a time: every answer the
+//! shipper's exactly-once guarantee rests on (see `src/ship/sink.rs`), from the usual
+//! transaction (an `LPUSH` per list and `list_check.lua` in one `MULTI`/`EXEC`) and from
+//! `ship.lua`, which takes over when a key holds another type.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use pixelpipe::config::LogConfig;
+use pixelpipe::log::{entry, Batch, Log, Reader};
+use pixelpipe::ship::redis_list::RedisList;
+use pixelpipe::ship::sink::{RefusedPolicy, Shipped, Sink, SinkError};
+use redis::Commands;
+
+const POSITION: &str = "pixelpipe:shipped:test";
+
+struct Fixture {
+    redis: Redis,
+    log: Arc<Log>,
+    _dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::open(&dir.path().join("log"), LogConfig::default(), 0).unwrap();
+        Fixture {
+            redis: Redis::start(),
+            log: Arc::new(log),
+            _dir: dir,
+        }
+    }
+
+    async fn sink(&self, policy: RefusedPolicy) -> RedisList {
+        let client = redis::Client::open(self.redis.url()).unwrap();
+        let mut sink = RedisList::new(client, POSITION.into(), Duration::from_secs(5), policy);
+        sink.connect().await.expect("connect");
+        sink
+    }
+
+    /// Appends `(key, value)` records; returns the batch of them, read back from the log.
+    fn append(&self, records: &[(&str, &str)]) -> Batch {
+        let start = self.log.end();
+        let mut buf = Vec::new();
+        for (key, value) in records {
+            entry::encode(&mut buf, key.as_bytes(), value.as_bytes());
+        }
+        self.log.write(&buf, records.len() as u64).unwrap();
+        self.read(start)
+    }
+
+    /// Everything in the log from `start` on, as one batch.
+    fn read(&self, start: u64) -> Batch {
+        Reader::new(self.log.clone())
+            .read(start, 100_000, 64 << 20)
+            .unwrap()
+    }
+
+    fn position(&self) -> Option<u64> {
+        self.redis.conn().get(POSITION).unwrap()
+    }
+}
+
+fn records(key: &str, from: usize, n: usize) -> Vec<(&str, String)> {
+    (from..from + n)
+        .map(|i| (key, format!("1795811017.{:03},id={i}", i % 1000)))
+        .collect()
+}
+
+fn values(records: &[(&str, String)]) -> Vec<String> {
+    records.iter().map(|(_, v)| v.clone()).collect()
+}
+
+fn borrowed<'a>(records: &'a [(&'a str, String)]) -> Vec<(&'a str, &'a str)> {
+    records.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
+/// Applied once, in log order on each list, with the position; the same batch again (a
+/// retry after a lost reply) and a batch reaching back before Redis's position change
+/// nothing and tell the shipper where to resume.
+#[tokio::test]
+async fn a_batch_is_applied_once_and_a_repeat_or_overlap_changes_nothing() {
+    let f = Fixture::new();
+    let mut sink = f.sink(RefusedPolicy::Hold).await;
+    let first_start = f.log.end();
+    let mut a = records("pixel", 0, 300);
+    a.extend(records("other", 300, 20));
+    a.extend(records("pixel", 320, 5));
+    let batch_a = f.append(&borrowed(&a));
+    assert_eq!(
+        sink.ship(&batch_a).await.unwrap(),
+        Shipped::Applied {
+            dead_lettered: vec![]
+        }
+    );
+    let want_pixel: Vec<String> = a
+        .iter()
+        .filter(|(k, _)| *k == "pixel")
+        .map(|(_, v)| v.clone())
+        .collect();
+    let want_other: Vec<String> = a
+        .iter()
+        .filter(|(k, _)| *k == "other")
+        .map(|(_, v)| v.clone())
+        .collect();
+    assert_eq!(f.redis.list_oldest_first("pixel"), want_pixel);
+    assert_eq!(f.redis.list_oldest_first("other"), want_other);
+    assert_eq!(f.position(), Some(batch_a.end));
+
+    // The same batch again: nothing pushed, nothing taken from what is there.
+    assert_eq!(
+        sink.ship(&batch_a).await.unwrap(),
+        Shipped::Resume {
+            position: batch_a.end
+        }
+    );
+    let b = records("pixel", 1000, 10);
+    f.append(&borrowed(&b));
+    // From the first record on: starts before Redis's position, ends after it.
+    let overlapping = f.read(first_start);
+    assert_eq!(
+        sink.ship(&overlapping).await.unwrap(),
+        Shipped::Resume {
+            position: batch_a.end
+        }
+    );
+    assert_eq!(f.redis.list_oldest_first("pixel"), want_pixel);
+    assert_eq!(f.redis.list_oldest_first("other"), want_other);
+
+    // Resuming where Redis said: the rest, once.
+    let rest = f.read(batch_a.end);
+    assert_eq!(rest.len(), 10);
+    assert!(matches!(
+        sink.ship(&rest).await.unwrap(),
+        Shipped::Applied { .. }
+    ));
+    let mut want = want_pixel.clone();
+    want.extend(values(&b));
+    assert_eq!(f.redis.list_oldest_first("pixel"), want);
+    assert_eq!(f.position(), Some(rest.end));
+}
+
+/// Under `hold` (serve's policy) a key of another type refuses the whole batch: the
+/// other list keeps exactly what it had, the position stays; once the key is fixed the
+/// same batch goes through whole.
+#[tokio::test]
+async fn a_key_of_another_type_refuses_the_batch_and_leaves_the_other_lists_whole() {
+    let f = Fixture::new();
+    let mut sink = f.sink(RefusedPolicy::Hold).await;
+    let mut conn = f.redis.conn();
+    let _: () = conn.rpush("pixel", &["old-1", "old-2"]).unwrap();
+    let _: () = conn.set("bad", "a string").unwrap();
+    let mut batch = records("pixel", 0, 50);
+    batch.extend(records("bad", 50, 5));
+    batch.extend(records("pixel", 55, 50));
+    let batch = f.append(&borrowed(&batch));
+    for _ in 0..2 {
+        match sink.ship(&batch).await {
+            Err(SinkError::Refused(why)) => {
+                assert!(why.contains("WRONGTYPE") && why.contains("`bad`"), "{why}")
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        assert_eq!(f.redis.list_oldest_first("pixel"), ["old-2", "old-1"]);
+        assert_eq!(conn.get::<_, String>("bad").unwrap(), "a string");
+        assert_eq!(f.position(), None);
+    }
+    let _: () = conn.del("bad").unwrap();
+    assert!(matches!(
+        sink.ship(&batch).await.unwrap(),
+        Shipped::Applied { .. }
+    ));
+    assert_eq!(f.redis.llen("pixel"), 102);
+    assert_eq!(f.redis.llen("bad"), 5);
+    assert_eq!(f.position(), Some(batch.end));
+}
+
+/// Under `dead` (the relay's policy) the records of a key of another type go to its
+/// dead-letter list, the others to their lists, in the same step.
+#[tokio::test]
+async fn a_key_of_another_type_is_dead_lettered_with_the_rest_applied() {
+    let f = Fixture::new();
+    let mut sink = f.sink(RefusedPolicy::DeadLetter).await;
+    let mut conn = f.redis.conn();
+    let _: () = conn.hset("bad", "field", "value").unwrap();
+    let good = records("good", 0, 40);
+    let bad = records("bad", 40, 7);
+    let mut all = good.clone();
+    all.extend(bad.clone());
+    let batch = f.append(&borrowed(&all));
+    assert_eq!(
+        sink.ship(&batch).await.unwrap(),
+        Shipped::Applied {
+            dead_lettered: vec![("bad".into(), 7)]
+        }
+    );
+    assert_eq!(f.redis.list_oldest_first("good"), values(&good));
+    assert_eq!(f.redis.list_oldest_first("bad:dead"), values(&bad));
+    assert_eq!(f.position(), Some(batch.end));
+}
+
+/// A position key of another type: nothing applied, said as Redis says it.
+#[tokio::test]
+async fn a_position_key_of_another_type_refuses_the_batch() {
+    let f = Fixture::new();
+    let mut sink = f.sink(RefusedPolicy::Hold).await;
+    let _: () = f.redis.conn().rpush(POSITION, "not a position").unwrap();
+    let batch = f.append(&borrowed(&records("pixel", 0, 10)));
+    match sink.ship(&batch).await {
+        Err(SinkError::Refused(why)) => assert!(why.contains("WRONGTYPE"), "{why}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(f.redis.llen("pixel"), 0);
+}
+
+/// A batch that is pushed and taken back inside one transaction (here, one shipped
+/// before) is never seen by a consumer blocked on the list: the seed's `BRPOP` gets the
+/// next real entry, not one of the batch's.
+#[tokio::test]
+async fn a_blocked_consumer_never_sees_a_batch_taken_back() {
+    let f = Fixture::new();
+    let mut sink = f.sink(RefusedPolicy::Hold).await;
+    let batch = f.append(&borrowed(&records("pixel", 0, 25)));
+    assert!(matches!(
+        sink.ship(&batch).await.unwrap(),
+        Shipped::Applied { .. }
+    ));
+    let _: () = f.redis.conn().del("pixel").unwrap();
+    let url = f.redis.url();
+    let consumer = std::thread::spawn(move || {
+        let mut conn = redis::Client::open(url).unwrap().get_connection().unwrap();
+        let got: Option<(String, String)> = conn.brpop("pixel", 30.0).unwrap();
+        got
+    });
+    wait_until(
+        "the consumer to block on BRPOP",
+        Duration::from_secs(10),
+        || {
+            let info: String = redis::cmd("INFO")
+                .arg("clients")
+                .query(&mut f.redis.conn())
+                .unwrap();
+            info.contains("blocked_clients:1")
+        },
+    );
+    assert_eq!(
+        sink.ship(&batch).await.unwrap(),
+        Shipped::Resume {
+            position: batch.end
+        }
+    );
+    let _: () = f.redis.conn().lpush("pixel", "next").unwrap();
+    let got = consumer.join().unwrap();
+    assert_eq!(got, Some(("pixel".into(), "next".into())));
+    assert_eq!(f.redis.llen("pixel"), 0);
+}
