@@ -257,3 +257,98 @@ async fn a_blocked_consumer_never_sees_a_batch_taken_back() {
     assert_eq!(got, Some(("pixel".into(), "next".into())));
     assert_eq!(f.redis.llen("pixel"), 0);
 }
+
+/// Redis refusing writes — out of memory under `noeviction`, a read-only replica — refuses
+/// the whole transaction (`EXECABORT`): nothing applied, Redis's own reason given, and the
+/// same batch applied once Redis takes writes again.
+#[tokio::test]
+async fn redis_refusing_writes_refuses_the_batch_whole() {
+    let f = Fixture::new();
+    let master = Redis::start();
+    let mut sink = f.sink(RefusedPolicy::Hold).await;
+    let mut conn = f.redis.conn();
+    let batch = f.append(&borrowed(&records("pixel", 0, 30)));
+    let refused = |result: Result<Shipped, SinkError>, code: &str| match result {
+        // As the client names it ("OOM", "ReadOnly"), with Redis's own words.
+        Err(SinkError::Refused(why)) => assert!(why.to_uppercase().contains(code), "{why}"),
+        other => panic!("expected a {code} refusal, got {other:?}"),
+    };
+
+    let _: () = redis::cmd("CONFIG")
+        .arg(&["SET", "maxmemory-policy", "noeviction"])
+        .query(&mut conn)
+        .unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg(&["SET", "maxmemory", "1"])
+        .query(&mut conn)
+        .unwrap();
+    refused(sink.ship(&batch).await, "OOM");
+    let _: () = redis::cmd("CONFIG")
+        .arg(&["SET", "maxmemory", "0"])
+        .query(&mut conn)
+        .unwrap();
+    assert_eq!(f.redis.llen("pixel"), 0);
+    assert_eq!(f.position(), None);
+
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("127.0.0.1")
+        .arg(master.port)
+        .query(&mut conn)
+        .unwrap();
+    refused(sink.ship(&batch).await, "READONLY");
+    let _: () = redis::cmd("REPLICAOF")
+        .arg(&["NO", "ONE"])
+        .query(&mut conn)
+        .unwrap();
+    // The replica took its master's (empty) data meanwhile, or not yet: either way
+    // nothing of the batch is there.
+    assert_eq!(f.redis.llen("pixel"), 0);
+    assert_eq!(f.position(), None);
+
+    assert!(matches!(
+        sink.ship(&batch).await.unwrap(),
+        Shipped::Applied { .. }
+    ));
+    assert_eq!(
+        f.redis.list_oldest_first("pixel"),
+        values(&records("pixel", 0, 30))
+    );
+}
+
+/// `SCRIPT FLUSH` between two batches changes nothing: the transaction's check travels
+/// with each batch (`EVAL`), and `ship.lua` is loaded again when Redis has lost it.
+#[tokio::test]
+async fn a_flushed_script_cache_changes_nothing() {
+    let f = Fixture::new();
+    let mut sink = f.sink(RefusedPolicy::DeadLetter).await;
+    let mut conn = f.redis.conn();
+    let first = records("pixel", 0, 20);
+    let batch = f.append(&borrowed(&first));
+    assert!(matches!(
+        sink.ship(&batch).await.unwrap(),
+        Shipped::Applied { .. }
+    ));
+    let _: () = redis::cmd("SCRIPT").arg("FLUSH").query(&mut conn).unwrap();
+    let second = records("pixel", 20, 20);
+    let batch = f.append(&borrowed(&second));
+    assert!(matches!(
+        sink.ship(&batch).await.unwrap(),
+        Shipped::Applied { .. }
+    ));
+    // Through ship.lua (a key of another type), with the cache flushed again.
+    let _: () = conn.set("bad", "a string").unwrap();
+    let _: () = redis::cmd("SCRIPT").arg("FLUSH").query(&mut conn).unwrap();
+    let third = records("bad", 40, 5);
+    let batch = f.append(&borrowed(&third));
+    assert_eq!(
+        sink.ship(&batch).await.unwrap(),
+        Shipped::Applied {
+            dead_lettered: vec![("bad".into(), 5)]
+        }
+    );
+    let mut want = values(&first);
+    want.extend(values(&second));
+    assert_eq!(f.redis.list_oldest_first("pixel"), want);
+    assert_eq!(f.redis.list_oldest_first("bad:dead"), values(&third));
+    assert_eq!(f.position(), Some(batch.end));
+}

@@ -93,7 +93,9 @@ pub async fn push(
             };
             match text(answer.first()).as_deref() {
                 Some("refused") => Ok(Pushed::Refused),
-                // The check moved the position, so every push must have gone through.
+                // The check moved the position, so every push must have gone through. One
+                // failing anyway (only an ACL change between queueing and EXEC can do
+                // that) is no success: said, and the position read back.
                 Some("ok") if results.iter().any(|r| matches!(r, Value::ServerError(_))) => {
                     Err(unreadable(&Value::Array(results)))
                 }

@@ -4,9 +4,9 @@
 //! type.
 //!
 //! Why this is exactly once: this log is the only writer of its position key, and the
-//! script applies the records and the position together or not at all. It first looks at
-//! the position Redis holds: a batch applied before (its reply lost) is recognised and
-//! not pushed again. After a broken connection the shipper also reads the position back
+//! transaction (or the script) applies the records and the position together or not at
+//! all. Each looks at the position Redis holds: a batch applied before (its reply lost)
+//! is recognised and not kept twice. After a broken connection the shipper also reads the position back
 //! before sending anything ([`RedisList::connect`]).
 //!
 //! Why not `MULTI`/`EXEC` with a plain `SET` of the position: inside `EXEC`, Redis runs
