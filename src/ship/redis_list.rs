@@ -18,7 +18,7 @@
 //! are the ones the script sink uses too ([`super::script::call`]).
 
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, RedisError, Script, Value};
@@ -57,14 +57,7 @@ pub struct RedisList {
     position_key: String,
     policy: RefusedPolicy,
     conn: Option<MultiplexedConnection>,
-    /// Until when batches go straight to `ship.lua`: a key held another type lately
-    /// (the relay's senders name keys), and the transaction would be pushed and taken
-    /// back each time.
-    scripted_until: Option<Instant>,
 }
-
-/// How long batches skip the transaction after it found a key of another type.
-const SCRIPTED_AFTER_REFUSAL: Duration = Duration::from_secs(10);
 
 impl RedisList {
     pub fn new(
@@ -81,7 +74,6 @@ impl RedisList {
             position_key,
             policy,
             conn: None,
-            scripted_until: None,
         }
     }
 }
@@ -117,13 +109,10 @@ impl Sink for RedisList {
             return Err(SinkError::Broken("not connected".into()));
         };
         let ship = ShipCall::new(batch, Write::List, self.policy, <[u8]>::to_vec);
-        if self.scripted_until.is_none_or(|t| Instant::now() >= t) {
-            match list_push::push(conn, &self.position_key, &ship).await? {
-                Pushed::Done(shipped) => return Ok(shipped),
-                Pushed::Refused => {
-                    self.scripted_until = Some(Instant::now() + SCRIPTED_AFTER_REFUSAL)
-                }
-            }
+        // A key of another type: the transaction took the batch back, and the script
+        // decides (this costs Redis the batch twice, only while a key is wrong).
+        if let Pushed::Done(shipped) = list_push::push(conn, &self.position_key, &ship).await? {
+            return Ok(shipped);
         }
         let mut call = script().prepare_invoke();
         call.key(&self.position_key);
