@@ -13,10 +13,11 @@ use std::io::{BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use common::*;
 use pixelpipe::http::response::GIF;
+use pixelpipe::privacy::salt::{day_name, day_of};
 
 struct Setup {
     redis: Redis,
@@ -213,18 +214,27 @@ fn visitor_ids_are_daily_hashes_agreed_in_redis() {
         1.0
     );
 
-    // The day's salt is in Redis, expiring within 26 hours, and nowhere on disk.
+    // The day's salt is in Redis (in the day's last hour tomorrow's too, fetched ahead),
+    // expiring within 26 hours, and nowhere on disk.
+    let today = day_of(SystemTime::now());
     let keys: Vec<String> = redis::cmd("KEYS")
         .arg("pixelpipe:salt:*")
         .query(&mut s.redis.conn())
         .unwrap();
-    assert_eq!(keys.len(), 1, "{keys:?}");
+    let key = |day| format!("pixelpipe:salt:{}", day_name(day));
+    assert!(
+        keys.contains(&key(today))
+            && keys
+                .iter()
+                .all(|k| *k == key(today) || *k == key(today + 1)),
+        "{keys:?}"
+    );
     let salt: String = redis::cmd("GET")
-        .arg(&keys[0])
+        .arg(key(today))
         .query(&mut s.redis.conn())
         .unwrap();
     let ttl: i64 = redis::cmd("TTL")
-        .arg(&keys[0])
+        .arg(key(today))
         .query(&mut s.redis.conn())
         .unwrap();
     assert!(ttl > 0 && ttl <= 26 * 3600, "TTL {ttl}");
