@@ -74,6 +74,23 @@ fn values(records: &[(&str, String)]) -> Vec<String> {
     records.iter().map(|(_, v)| v.clone()).collect()
 }
 
+/// The values of `key`'s records, in order.
+fn of_key(records: &[(&str, String)], key: &str) -> Vec<String> {
+    records
+        .iter()
+        .filter(|(k, _)| *k == key)
+        .map(|(_, v)| v.clone())
+        .collect()
+}
+
+/// Ships `batch` and expects it applied whole.
+async fn assert_applied(sink: &mut RedisList, batch: &Batch) {
+    match sink.ship(batch).await {
+        Ok(Shipped::Applied { .. }) => {}
+        other => panic!("expected the batch applied, got {other:?}"),
+    }
+}
+
 fn borrowed<'a>(records: &'a [(&'a str, String)]) -> Vec<(&'a str, &'a str)> {
     records.iter().map(|(k, v)| (*k, v.as_str())).collect()
 }
@@ -96,16 +113,8 @@ async fn a_batch_is_applied_once_and_a_repeat_or_overlap_changes_nothing() {
             dead_lettered: vec![]
         }
     );
-    let want_pixel: Vec<String> = a
-        .iter()
-        .filter(|(k, _)| *k == "pixel")
-        .map(|(_, v)| v.clone())
-        .collect();
-    let want_other: Vec<String> = a
-        .iter()
-        .filter(|(k, _)| *k == "other")
-        .map(|(_, v)| v.clone())
-        .collect();
+    let want_pixel = of_key(&a, "pixel");
+    let want_other = of_key(&a, "other");
     assert_eq!(f.redis.list_oldest_first("pixel"), want_pixel);
     assert_eq!(f.redis.list_oldest_first("other"), want_other);
     assert_eq!(f.position(), Some(batch_a.end));
@@ -133,10 +142,7 @@ async fn a_batch_is_applied_once_and_a_repeat_or_overlap_changes_nothing() {
     // Resuming where Redis said: the rest, once.
     let rest = f.read(batch_a.end);
     assert_eq!(rest.len(), 10);
-    assert!(matches!(
-        sink.ship(&rest).await.unwrap(),
-        Shipped::Applied { .. }
-    ));
+    assert_applied(&mut sink, &rest).await;
     let mut want = want_pixel.clone();
     want.extend(values(&b));
     assert_eq!(f.redis.list_oldest_first("pixel"), want);
@@ -169,10 +175,7 @@ async fn a_key_of_another_type_refuses_the_batch_and_leaves_the_other_lists_whol
         assert_eq!(f.position(), None);
     }
     let _: () = conn.del("bad").unwrap();
-    assert!(matches!(
-        sink.ship(&batch).await.unwrap(),
-        Shipped::Applied { .. }
-    ));
+    assert_applied(&mut sink, &batch).await;
     assert_eq!(f.redis.llen("pixel"), 102);
     assert_eq!(f.redis.llen("bad"), 5);
     assert_eq!(f.position(), Some(batch.end));
@@ -224,10 +227,7 @@ async fn a_blocked_consumer_never_sees_a_batch_taken_back() {
     let f = Fixture::new();
     let mut sink = f.sink(RefusedPolicy::Hold).await;
     let batch = f.append(&borrowed(&records("pixel", 0, 25)));
-    assert!(matches!(
-        sink.ship(&batch).await.unwrap(),
-        Shipped::Applied { .. }
-    ));
+    assert_applied(&mut sink, &batch).await;
     let _: () = f.redis.conn().del("pixel").unwrap();
     let url = f.redis.url();
     let consumer = std::thread::spawn(move || {
@@ -305,10 +305,7 @@ async fn redis_refusing_writes_refuses_the_batch_whole() {
     assert_eq!(f.redis.llen("pixel"), 0);
     assert_eq!(f.position(), None);
 
-    assert!(matches!(
-        sink.ship(&batch).await.unwrap(),
-        Shipped::Applied { .. }
-    ));
+    assert_applied(&mut sink, &batch).await;
     assert_eq!(
         f.redis.list_oldest_first("pixel"),
         values(&records("pixel", 0, 30))
@@ -324,17 +321,11 @@ async fn a_flushed_script_cache_changes_nothing() {
     let mut conn = f.redis.conn();
     let first = records("pixel", 0, 20);
     let batch = f.append(&borrowed(&first));
-    assert!(matches!(
-        sink.ship(&batch).await.unwrap(),
-        Shipped::Applied { .. }
-    ));
+    assert_applied(&mut sink, &batch).await;
     let _: () = redis::cmd("SCRIPT").arg("FLUSH").query(&mut conn).unwrap();
     let second = records("pixel", 20, 20);
     let batch = f.append(&borrowed(&second));
-    assert!(matches!(
-        sink.ship(&batch).await.unwrap(),
-        Shipped::Applied { .. }
-    ));
+    assert_applied(&mut sink, &batch).await;
     // Through ship.lua (a key of another type), with the cache flushed again.
     let _: () = conn.set("bad", "a string").unwrap();
     let _: () = redis::cmd("SCRIPT").arg("FLUSH").query(&mut conn).unwrap();
@@ -445,10 +436,7 @@ async fn random_batches_retries_and_bad_keys_end_exactly_once() {
         if batch.is_empty() {
             break;
         }
-        assert!(matches!(
-            sink.ship(&batch).await.unwrap(),
-            Shipped::Applied { .. }
-        ));
+        assert_applied(&mut sink, &batch).await;
         pos = batch.end;
     }
     assert_eq!(f.position(), Some(pos));
