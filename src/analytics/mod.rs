@@ -32,18 +32,37 @@ pub fn tap(config: &AnalyticsConfig) -> (Option<Tap>, Option<Shipped>) {
 /// Batches Redis acknowledged, as the aggregator receives them.
 pub type Shipped = tokio::sync::mpsc::Receiver<std::sync::Arc<crate::log::Batch>>;
 
-/// Spawns the aggregator on the `shipped` batches (call inside a tokio runtime) and
-/// returns the dashboard's routes (empty when analytics are off).
-pub fn start(config: &Config, shipped: Option<Shipped>) -> Result<axum::Router, redis::RedisError> {
+/// Starts the aggregator on the `shipped` batches and returns the dashboard's routes
+/// (empty when analytics are off).
+///
+/// Why a thread of its own: counting is most of the CPU a shipped record costs on the
+/// shipper's side (parsing every query, hashing its values). On the shipper's runtime it
+/// held up the next batch; beside it, a backlog drains at the speed of the shipper and
+/// Redis, and the counting follows on the other core.
+pub fn start(config: &Config, shipped: Option<Shipped>) -> std::io::Result<axum::Router> {
     let Some(shipped) = shipped else {
         return Ok(axum::Router::new());
     };
-    let timeouts = Timeouts::new(Duration::from_secs(5));
-    tokio::spawn(aggregate::run(
-        Link::new(config.redis.clone(), timeouts, "aggregator"),
-        config.analytics.clone(),
-        shipped,
-    ));
+    let link = Link::new(
+        config.redis.clone(),
+        Timeouts::new(Duration::from_secs(5)),
+        "aggregator",
+    );
+    let analytics = config.analytics.clone();
+    // Detached: it ends when the shipper's end of the channel goes, after a last write.
+    std::thread::Builder::new()
+        .name("analytics".into())
+        .spawn(move || {
+            match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime.block_on(aggregate::run(link, analytics, shipped)),
+                Err(e) => {
+                    tracing::error!(error = %e, "analytics: cannot start; nothing is counted")
+                }
+            }
+        })?;
     // The page polls every second: answer quickly that Redis is away.
     let dashboard_timeouts = Timeouts {
         connect: Duration::from_secs(1),

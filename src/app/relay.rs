@@ -27,8 +27,8 @@ pub enum RelayAppError {
     Route(#[from] RouteError),
     #[error(transparent)]
     Pipeline(#[from] PipelineError),
-    #[error("analytics: bad Redis URL: {0}")]
-    Analytics(redis::RedisError),
+    #[error("analytics: cannot start its thread: {0}")]
+    Analytics(std::io::Error),
     #[error("cannot listen on {address} (admin): {source}")]
     Admin {
         address: SocketAddr,

@@ -19,8 +19,8 @@ use crate::template::{self, http::TemplateError};
 pub enum ServeError {
     #[error(transparent)]
     Pipeline(#[from] PipelineError),
-    #[error("analytics: bad Redis URL: {0}")]
-    Analytics(redis::RedisError),
+    #[error("analytics: cannot start its thread: {0}")]
+    Analytics(std::io::Error),
     #[error("bad configuration: `http.format`: {0}")]
     Format(#[from] TemplateError),
     #[error("bad configuration: `ship.fields.{0}`: {1}")]
