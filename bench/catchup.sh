@@ -22,9 +22,9 @@
 # Redis — and the hits served per second before the outage and during the drain; in case
 # 2 also the answer latency p50/p99 before the outage and during the drain.
 #
-# CATCHUP_NICE=N: what a drain that yields to serving would give: pixelpipe's main
-# thread (the shipper, the live analytics, the admin listener; the HTTP workers keep
-# their priority) and Redis run at nice N.
+# CATCHUP_NICE=N: what a drain that yields to serving would give: pixelpipe's threads but
+# its HTTP workers (the shipper, the live analytics, the admin listener) and Redis run
+# at nice N.
 #
 # Needs: wrk, redis-server, redis-cli, redis-benchmark, python3, rustc.
 set -euo pipefail
@@ -61,8 +61,13 @@ run() {
     serve --listen "127.0.0.1:$pport" 2>"$dir/serve.log" &
   local pp=$!; pids+=($pp)
   wait_port "$pport"; wait_port "$aport"
-  # The main thread's id is the process's; threads it starts later inherit its nice.
-  [ -z "${CATCHUP_NICE:-}" ] || renice -n "$CATCHUP_NICE" -p "$pp" >/dev/null
+  # Every thread but the HTTP workers; threads started later inherit the main thread's nice.
+  if [ -n "${CATCHUP_NICE:-}" ]; then
+    local task
+    for task in /proc/"$pp"/task/*; do
+      case $(cat "$task/comm") in http-*) ;; *) renice -n "$CATCHUP_NICE" -p "${task##*/}" >/dev/null ;; esac
+    done
+  fi
   python3 bench/catchup/sample.py "$aport" >"$dir/samples" &
   local sampler=$!; pids+=($sampler)
   local load_pid answers=""
