@@ -261,3 +261,31 @@ fn top_in_a_terminal_quits_on_q_and_ctrl_c() {
         assert!(status.unwrap().success(), "top exits 0 on {key:?}");
     }
 }
+
+/// The aggregator writes once a second; what it counted since its last write is written
+/// when `serve` stops (after the shipper's last batch), not lost with the process.
+#[test]
+fn the_last_counts_are_written_when_serve_stops() {
+    let redis = Redis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (mut pixelpipe, listen) = serve_with_analytics(&redis, dir.path(), &[]);
+    const HITS: usize = 40;
+    for i in 0..HITS {
+        hit(listen, &format!("utm_source=s&uid={i}"));
+    }
+    wait_until("every hit shipped", Duration::from_secs(10), || {
+        redis.llen("pixel") == HITS
+    });
+    // Well within the aggregator's first second: nothing of it is written yet.
+    let status = pixelpipe.terminate(Duration::from_secs(20));
+    assert!(status.success(), "serve exits 0 on SIGTERM: {status:?}");
+    let total: Option<u64> = redis::cmd("GET")
+        .arg("pixelpipe:stats:pixel:total")
+        .query(&mut redis.conn())
+        .unwrap();
+    assert_eq!(
+        total,
+        Some(HITS as u64),
+        "the last counts, written on the way out"
+    );
+}

@@ -66,7 +66,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let pipeline = Pipeline::start(&config, tap, RefusedPolicy::DeadLetter)
         .map_err(RelayAppError::from)
         .map_err(cleanup)?;
-    let dashboard = analytics::start(&config, shipped)
+    let (dashboard, aggregator) = analytics::start(&config, shipped)
         .map_err(RelayAppError::Analytics)
         .map_err(cleanup)?;
     // One token stops everything that serves: the sources, the admin listener.
@@ -102,6 +102,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     stop.cancel();
     sources.join().await;
     let left = pipeline.drain().await;
+    aggregator.finish().await;
     tracing::info!(unshipped_bytes = left, "stopped");
     Ok(())
 }

@@ -49,7 +49,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let (tap, shipped) = analytics::tap(&config.analytics);
     // One key, chosen by the operator: records Redis refuses are held until it is fixed.
     let pipeline = Pipeline::start(&config, tap, RefusedPolicy::Hold)?;
-    let dashboard = analytics::start(&config, shipped).map_err(ServeError::Analytics)?;
+    let (dashboard, aggregator) =
+        analytics::start(&config, shipped).map_err(ServeError::Analytics)?;
     if config.analytics.enabled && !crate::record::readable(&config.http.format) {
         tracing::warn!(
             format = %config.http.format,
@@ -99,6 +100,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     stop.cancel();
     let _ = tokio::task::spawn_blocking(move || server.join()).await;
     let left = pipeline.drain().await;
+    aggregator.finish().await;
     tracing::info!(unshipped_bytes = left, "stopped");
     Ok(())
 }
