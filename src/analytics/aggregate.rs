@@ -202,12 +202,12 @@ impl Counts {
 /// between the shipper's write and ours) skips its batches, counted: analytics are
 /// best-effort, the events themselves are safe in the list.
 ///
-/// Why it takes the queue every few milliseconds ([`Gather`]) rather than each batch as it comes: it
-/// runs on a thread of its own (see [`super::start`]), and a receiver waiting on the
-/// channel would be woken across threads for every batch, thousands a second at a few
-/// thousand hits a second, each wake-up costing more CPU than counting the batch. Parked
-/// on a timer instead, it is not woken by a send; only the first batch after a quiet
-/// spell wakes it.
+/// Why it takes the queue every few milliseconds ([`Gather`]) rather than each batch as
+/// it comes: it runs on a thread of its own (see [`super::start`]), and a receiver
+/// waiting on the channel would be woken across threads for every batch, thousands a
+/// second at a few thousand hits a second, each wake-up costing more CPU than counting
+/// the batch. Parked on a timer instead, it is not woken by a send; only the first batch
+/// after a quiet spell wakes it.
 pub async fn run(link: Link, config: AnalyticsConfig, mut batches: mpsc::Receiver<Arc<Batch>>) {
     let mut writer = Writer {
         tagged: link.target().is_cluster(),
