@@ -17,7 +17,9 @@
 # `redis-cli monitor` (the moment it ran the LPUSH), and the time `pixelpipe tail` printed
 # it is stamped as its line is read; all on this machine's wall clock. Prints per setup
 # and rate: p50/p99/p99.9 of hit → in Redis and hit → printed (ms, first 0.5 s left out),
-# the answer latency the client saw, and how often the client itself fell behind.
+# the answer latency the client saw, how often the client itself fell behind, and
+# p50/p99/p99.9 of answered → in Redis (from the moment the client had its 200: the
+# shipping alone, with the HTTP path and the client's own stalls left out).
 #
 # Needs: redis-server, redis-cli, rustc, python3.
 set -euo pipefail
@@ -54,7 +56,7 @@ run() {
   local expected=0
   for rate in $rates; do
     echo "== $name: $rate req/s for $secs s" >&2
-    "$work/paced" load "127.0.0.1:$pport" "$rate" "$secs" "$conns" "$rate" >"$dir/load-$rate"
+    "$work/paced" load "127.0.0.1:$pport" "$rate" "$secs" "$conns" "$rate" "$dir/answers-$rate" >"$dir/load-$rate"
     cat "$dir/load-$rate" >&2
     expected=$((expected + $(sed -n 's/.*ok=\([0-9]*\).*/\1/p' "$dir/load-$rate")))
     # Every answered hit must be printed before the next rate starts.
@@ -67,22 +69,22 @@ run() {
   wait "$pp" "$mon" "$tl" "$st" 2>/dev/null || true # the stamper ends with tail's output
   kill "$redis_pid" 2>/dev/null || true; wait "$redis_pid" 2>/dev/null || true
   local printed; printed=$(wc -l <"$dir/tail.log")
-  python3 bench/latency/analyze.py "$dir/monitor.log" "$dir/tail.log" 0.5 | while read -r rate n_redis r50 r99 r999 n_tail t50 t99 t999; do
+  python3 bench/latency/analyze.py "$dir/monitor.log" "$dir/tail.log" 0.5 "$dir"/answers-* | while read -r rate n_redis r50 r99 r999 n_tail t50 t99 t999 _ s50 s99 s999; do
     local load; load=$(cat "$dir/load-$rate")
     local ok late a50 a99
     ok=$(sed -n 's/.*ok=\([0-9]*\).*/\1/p' <<<"$load")
     late=$(sed -n 's/.*late_1ms=\([0-9]*\).*/\1/p' <<<"$load")
     a50=$(sed -n 's/.*answer_p50_us=\([0-9]*\).*/\1/p' <<<"$load")
     a99=$(sed -n 's/.*answer_p99_us=\([0-9]*\).*/\1/p' <<<"$load")
-    printf '%-16s %7s %8s %8s %7s %7s %8s %7s %7s %8s %9s %9s %8s\n' "$name" "$rate" "$ok" "$n_tail" \
-      "$r50" "$r99" "$r999" "$t50" "$t99" "$t999" "$a50" "$a99" "$late"
+    printf '%-16s %7s %8s %8s %7s %7s %8s %7s %7s %8s %9s %9s %8s %7s %7s %8s\n' "$name" "$rate" "$ok" "$n_tail" \
+      "$r50" "$r99" "$r999" "$t50" "$t99" "$t999" "$a50" "$a99" "$late" "$s50" "$s99" "$s999"
   done
   echo "($name: $printed lines printed by tail in all)" >&2
 }
 
 header() {
-  printf '%-16s %7s %8s %8s %7s %7s %8s %7s %7s %8s %9s %9s %8s\n' setup req/s "200s" printed \
-    "R p50" "R p99" "R p99.9" "T p50" "T p99" "T p99.9" "ans p50µs" "ans p99µs" "late>1ms"
+  printf '%-16s %7s %8s %8s %7s %7s %8s %7s %7s %8s %9s %9s %8s %7s %7s %8s\n' setup req/s "200s" printed \
+    "R p50" "R p99" "R p99.9" "T p50" "T p99" "T p99.9" "ans p50µs" "ans p99µs" "late>1ms" "S p50" "S p99" "S p99.9"
 }
 
 run default >"$work/default.rows"
@@ -90,5 +92,6 @@ run "${second_name:-linger-5ms}" ${second_env:-PIXELPIPE_SHIP__LINGER=5ms} >"$wo
 echo
 echo "== results: open-loop paced load, $secs s per rate, $conns keep-alive connections, $(nproc) cores shared by client, server, Redis and tail"
 echo "   R = hit sent → LPUSH run by Redis, T = hit sent → printed by pixelpipe tail (ms); ans = answer latency seen by the client"
+echo "   S = answer received by the client → LPUSH run by Redis (ms): the shipping alone, after the hit was answered"
 header
 cat "$work/default.rows" "$work/linger.rows"
