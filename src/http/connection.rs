@@ -38,6 +38,7 @@ pub async fn serve<S: Transport>(
         answers: Vec::new(),
         request_started: None,
         continued: false,
+        rounds: 0,
     };
     // Made once per connection, not per wait: registering with the shared shutdown
     // signal on every keep-alive round trip costs more than the rest of the wait.
@@ -99,6 +100,9 @@ struct Connection<S> {
     request_started: Option<Instant>,
     /// Whether the request being read was sent its `100 Continue` already.
     continued: bool,
+    /// How many times answers were written: a connection that came back after its first
+    /// answer is one that keeps its buffers through [`IDLE_GRACE`].
+    rounds: u32,
 }
 
 impl<S: Transport> Connection<S> {
@@ -189,6 +193,7 @@ impl<S: Transport> Connection<S> {
             reply.write_with(&mut self.out, keep_alive, with_body, now, extra.as_deref());
         }
         metrics().hits.increment(hits);
+        self.rounds = self.rounds.saturating_add(1);
         let written = self.send_out().await;
         self.out.clear();
         written
@@ -264,8 +269,11 @@ impl<S: Transport> Connection<S> {
     /// buffers (thousands of idle connections would pin ~8 KiB each) and takes them again
     /// when the client sends (the first read takes a small buffer, the next ones a full
     /// one). A busy client's next request comes within the grace, and finds its buffers
-    /// still there: no allocation and no extra read per request. Returns false when the
-    /// connection is done.
+    /// still there: no allocation and no extra read per request. Only a connection that
+    /// came back after its first answer gets the grace: one that sent a single hit (most
+    /// of a burst of visitors) gives its buffers back at once, so a burst of thousands
+    /// does not hold thousands of buffers for the grace, a peak that glibc would keep as
+    /// resident memory while they stay open. Returns false when the connection is done.
     ///
     /// `idle` is the connection's one timer, armed lazily: a fresh timer per wait costs
     /// the runtime a wake-up write (an `eventfd` syscall) every few requests, so the timer
@@ -278,21 +286,23 @@ impl<S: Transport> Connection<S> {
         mut idle: Pin<&mut Sleep>,
     ) -> bool {
         let since = tokio::time::Instant::now();
-        let grace_end = since + IDLE_GRACE.min(timeout);
-        // Still set for the end of a long wait before (rare): bring it forward.
-        if idle.deadline() > grace_end {
-            idle.as_mut().reset(grace_end);
-        }
-        loop {
-            tokio::select! {
-                read = self.stream.read_buf(&mut self.buf) => return matches!(read, Ok(n) if n > 0),
-                () = idle.as_mut() => {
-                    if tokio::time::Instant::now() >= grace_end {
-                        break;
+        if self.rounds > 1 {
+            let grace_end = since + IDLE_GRACE.min(timeout);
+            // Still set for the end of a long wait before (rare): bring it forward.
+            if idle.deadline() > grace_end {
+                idle.as_mut().reset(grace_end);
+            }
+            loop {
+                tokio::select! {
+                    read = self.stream.read_buf(&mut self.buf) => return matches!(read, Ok(n) if n > 0),
+                    () = idle.as_mut() => {
+                        if tokio::time::Instant::now() >= grace_end {
+                            break;
+                        }
+                        idle.as_mut().reset(grace_end);
                     }
-                    idle.as_mut().reset(grace_end);
+                    _ = &mut *stop => return false,
                 }
-                _ = &mut *stop => return false,
             }
         }
         (self.buf, self.out, self.record, self.answers) = Default::default();
